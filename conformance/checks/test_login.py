@@ -1,0 +1,85 @@
+"""Login state across sessions of one application (PKCS#11 Usage Guide v2.40 §2.6; base v3.0 §5.6)."""
+
+from __future__ import annotations
+
+import pkcs11
+import pytest
+from pkcs11 import ObjectClass
+from pkcs11.constants import Attribute
+
+from conformance.groundtruth import SessionState
+from conformance.probes import OK, make_data_objects, outcome_of
+
+
+@pytest.mark.check("login.new_session_inherits_login", layer="module", spec="PKCS#11 UG v2.40 §2.6.3")
+def test_new_session_inherits_login(vendor):
+    """UG §2.6.3: a new R/W session opens in "R/W User Functions" state "if the application already has an open
+    session that is logged in" — a session opened without a PIN is logged in too."""
+    vendor.open_session(login=True)
+    public = vendor.open_session(login=False)
+    state = vendor.ground_truth.session_info(public.handle).state
+    assert state == SessionState.RW_USER_FUNCTIONS, f"new session is in state {state.name}"
+
+
+@pytest.mark.check("login.new_session_sees_private_objects", layer="module", spec="PKCS#11 UG v2.40 §2.6.5")
+def test_new_session_sees_private_objects(vendor):
+    """UG §2.6.5: "all of that application's sessions with that token become logged in" — so a session opened
+    without a PIN finds the private objects another session made."""
+    owner = vendor.open_session(login=True)
+    make_data_objects(owner, 2, private=True, tag="private")
+    public = vendor.open_session(login=False)
+    found = list(public.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.PRIVATE: True}))
+    assert len(found) == 2, f"session without PIN sees {len(found)} of 2 private objects"
+
+
+@pytest.mark.check("login.second_login_same_app", layer="module", spec="PKCS#11 v3.0 §5.6.8, §5.1.6 CKR_USER_ALREADY_LOGGED_IN")
+def test_second_login_same_app(vendor, observe):
+    """v3.0 §5.6: "C_Login only needs to be called for one of the sessions"; a second C_Login of the user may be
+    refused with CKR_USER_ALREADY_LOGGED_IN or accepted. Characterises which; anything else fails."""
+    vendor.open_session(login=True)
+    result = outcome_of(lambda: vendor.open_session(login=True))
+    observe(result)
+    assert result in (OK, "UserAlreadyLoggedIn")
+
+
+@pytest.mark.check("login.logout_applies_to_all_sessions", layer="module", spec="PKCS#11 UG v2.40 §2.6.5; v3.0 §5.6.10")
+def test_logout_applies_to_all_sessions(vendor):
+    """UG §2.6.5: "when an application's session logs out of a token, all of that application's sessions with that
+    token become logged out." (python-pkcs11's Session.close() calls C_Logout before C_CloseSession.)"""
+    owner = vendor.open_session(login=True)
+    other = vendor.open_session(login=False)
+    owner.close()
+    state = vendor.ground_truth.session_info(other.handle).state
+    assert state == SessionState.RW_PUBLIC_SESSION, f"other session is in state {state.name} after logout"
+
+
+@pytest.mark.check("login.close_all_returns_public", layer="module", spec="PKCS#11 v3.0 §5.6.3")
+def test_close_all_returns_public(vendor):
+    """v3.0 §5.6.3 C_CloseAllSessions: afterwards "the login state of the token for the application returns to
+    public sessions" — a new session opened without a PIN is public."""
+    vendor.open_session(login=True)
+    vendor.ground_truth.close_all_sessions(vendor.slot_id)
+    fresh = vendor.open_session(login=False)
+    state = vendor.ground_truth.session_info(fresh.handle).state
+    assert state == SessionState.RW_PUBLIC_SESSION, f"new session is in state {state.name}"
+
+
+@pytest.mark.check("binding.failed_login_closes_session", layer="binding", spec="PKCS#11 v3.0 §5.6.1, §5.6.4; python-pkcs11 Token.open")
+def test_failed_login_closes_session(vendor):
+    """Token.open(user_pin=...) opens a session (C_OpenSession) and then logs in; when the login is refused, the
+    session it opened must not stay open. Ground truth: C_GetSessionInfo on the handles issued around the call
+    (the binding never shows the handle of a session whose login failed)."""
+    vendor.open_session(login=True)
+    before = vendor.open_session(login=False)
+    try:
+        vendor.open_session(login=True)
+    except pkcs11.exceptions.UserAlreadyLoggedIn:
+        pass
+    else:
+        pytest.skip("module accepts a second login, so Token.open's failure path is not reached")
+    after = vendor.open_session(login=False)
+    lo, hi = before.handle, after.handle
+    if not 0 < hi - lo <= 64:
+        pytest.skip(f"session handles are not issued in sequence ({lo}, then {hi}); cannot locate the session")
+    leaked = [h for h in range(lo + 1, hi) if vendor.ground_truth.session_info(h) is not None]
+    assert not leaked, f"the refused login left session handle(s) {leaked} open"

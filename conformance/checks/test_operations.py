@@ -1,0 +1,100 @@
+"""Active operations and unconsumed iterators (python-pkcs11 Concurrency page; PKCS#11 v3.0 §5.7.7, UG §4.1)."""
+
+from __future__ import annotations
+
+import pkcs11
+import pytest
+from pkcs11 import KeyType, Mechanism, ObjectClass
+from pkcs11.constants import Attribute
+
+from conformance.capabilities import require_mechanisms
+from conformance.probes import OK, ThreadCall, make_data_objects, outcome_of
+
+DATA = {Attribute.CLASS: ObjectClass.DATA}
+OBJECTS = 3
+
+
+def open_search(session):
+    """A search started (C_FindObjectsInit runs at the first next()) and left unconsumed."""
+    it = session.get_objects(DATA)
+    next(it)
+    return it
+
+
+@pytest.mark.check("operation.search_then_search_same_thread", layer="module", spec="PKCS#11 v3.0 §5.7.7")
+def test_search_then_search_same_thread(vendor):
+    """Docs: "if you do not consume the iterator ... further actions will raise pkcs11.exceptions.OperationActive";
+    v3.0 §5.7.7: "At most one search operation may be active at a given time in a given session"."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = open_search(session)
+    with pytest.raises(pkcs11.exceptions.OperationActive):
+        list(session.get_objects(DATA))
+    del it
+
+
+@pytest.mark.check("operation.refused_search_keeps_active_search", layer="binding", spec="PKCS#11 v3.0 §5.1.6 CKR_OPERATION_ACTIVE, §5.7.7")
+def test_refused_search_keeps_active_search(vendor):
+    """CKR_OPERATION_ACTIVE means the *new* operation could not start (§5.1.6); the search already active must go
+    on, so the first iterator still yields every object after a second search was refused."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = open_search(session)
+    outcome_of(lambda: list(session.get_objects(DATA)))
+    rest = list(it)
+    assert len(rest) == OBJECTS - 1, f"first search yielded {len(rest)} more of {OBJECTS - 1} after the refused search"
+
+
+@pytest.mark.check("operation.single_shot_during_search", layer="module", spec="PKCS#11 UG v2.40 §4.1, §2.6.7")
+def test_single_shot_during_search(vendor, observe):
+    """UG §2.6.7: "a single session can perform only one operation at a time" — whether a digest may run while a
+    search is open is implementation-defined. Characterises it (ok or the exception)."""
+    require_mechanisms(vendor, Mechanism.SHA256)
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = open_search(session)
+    result = outcome_of(lambda: session.digest(b"conformance", mechanism=Mechanism.SHA256))
+    observe(result)
+    assert result in (OK, "OperationActive")
+    del it
+
+
+@pytest.mark.check("operation.other_session_unaffected", layer="module", spec="PKCS#11 UG v2.40 §2.6.7, §4.1")
+def test_other_session_unaffected(vendor):
+    """Operations belong to a session (UG §4.1 "A given session can have 0, 1, or 2 operations active"): an open
+    search on one session does not stop a search on another session in the same thread."""
+    first = vendor.open_session()
+    make_data_objects(first, OBJECTS)
+    second = vendor.open_session(login=False)
+    it = open_search(first)
+    assert len(list(second.get_objects(DATA))) == OBJECTS
+    del it
+
+
+@pytest.mark.check("operation.other_thread_waits_for_iterator", layer="binding", spec="python-pkcs11 docs, Concurrency")
+@pytest.mark.concurrency
+def test_other_thread_waits_for_iterator(vendor, block_window):
+    """Docs: "The lock is not released until the iterator is consumed" — another thread's search on the same session
+    waits while the iterator is open, then completes once it is consumed."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = open_search(session)
+    other = ThreadCall(lambda: len(list(session.get_objects(DATA))), "other-search")
+    assert not other.finished_within(block_window), "the other thread's search did not wait for the iterator"
+    list(it)
+    assert other.result(timeout=10) == OBJECTS
+
+
+@pytest.mark.check("operation.encrypt_generator_then_encrypt", layer="module", spec="python-pkcs11 docs, Concurrency; PKCS#11 v3.0 §5.1.6")
+def test_encrypt_generator_then_encrypt(vendor):
+    """Docs: multi-step calls "such as ... encryption" hold the operation; a one-shot encrypt on the same session while
+    a chunked encrypt is partly consumed raises OperationActive."""
+    require_mechanisms(vendor, Mechanism.AES_KEY_GEN, Mechanism.AES_CBC_PAD)
+    session = vendor.open_session()
+    key = session.generate_key(KeyType.AES, 128, store=False)
+    iv = session.generate_random(128)
+    chunks = key.encrypt([b"a" * 32, b"b" * 32, b"c" * 32], mechanism_param=iv)
+    next(chunks)
+    with pytest.raises(pkcs11.exceptions.OperationActive):
+        key.encrypt(b"x" * 16, mechanism_param=iv)
+    del chunks

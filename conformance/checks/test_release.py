@@ -1,0 +1,69 @@
+"""Releasing the operation when an iterator is consumed or garbage-collected (python-pkcs11 Concurrency page)."""
+
+from __future__ import annotations
+
+import gc
+
+from pkcs11 import KeyType, Mechanism
+
+from conformance.capabilities import require_mechanisms
+from conformance.checks.test_operations import DATA, OBJECTS, open_search
+from conformance.probes import OK, ThreadCall, make_data_objects, outcome_of
+
+import pytest
+
+
+@pytest.mark.check("release.search_iterator_gc", layer="binding", spec="python-pkcs11 docs, Concurrency")
+def test_search_iterator_gc(vendor):
+    """Docs: "The lock is not released until the iterator is consumed (or garbage collected)" — after the unconsumed
+    iterator is dropped and collected, a new search on the session returns every object."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = open_search(session)
+    del it
+    gc.collect()
+    assert len(list(session.get_objects(DATA))) == OBJECTS
+
+
+@pytest.mark.check("release.search_iterator_gc_other_thread", layer="binding", spec="python-pkcs11 docs, Concurrency")
+@pytest.mark.concurrency
+def test_search_iterator_gc_other_thread(vendor, block_window):
+    """Docs: the lock is released when the iterator is garbage collected — a thread waiting on the session gets in."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = open_search(session)
+    other = ThreadCall(lambda: len(list(session.get_objects(DATA))), "waiting-search")
+    assert not other.finished_within(block_window), "the other thread did not wait for the open iterator"
+    del it
+    gc.collect()
+    assert other.result(timeout=10) == OBJECTS
+
+
+@pytest.mark.check("release.search_iterator_consumed", layer="binding", spec="python-pkcs11 docs, Concurrency")
+@pytest.mark.concurrency
+def test_search_iterator_consumed(vendor, block_window):
+    """Docs: the lock is released when the iterator is consumed — another thread's search then runs at once."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    assert len(list(session.get_objects(DATA))) == OBJECTS
+    other = ThreadCall(lambda: len(list(session.get_objects(DATA))), "after-consumed")
+    assert other.finished_within(block_window + 5), "search after a consumed iterator did not complete"
+    assert other.result(timeout=0) == OBJECTS
+
+
+@pytest.mark.check("release.encrypt_generator_gc", layer="binding", spec="python-pkcs11 docs, Concurrency")
+def test_encrypt_generator_gc(vendor, observe):
+    """Docs: a dropped iterator releases the lock when collected, but "further actions will raise OperationActive
+    (cancelling iterators is not currently supported)". What matters to a service is whether the session works
+    again: records what the next encrypt does, and fails unless it succeeds."""
+    require_mechanisms(vendor, Mechanism.AES_KEY_GEN, Mechanism.AES_CBC_PAD)
+    session = vendor.open_session()
+    key = session.generate_key(KeyType.AES, 128, store=False)
+    iv = session.generate_random(128)
+    chunks = key.encrypt([b"a" * 32, b"b" * 32, b"c" * 32], mechanism_param=iv)
+    next(chunks)
+    del chunks
+    gc.collect()
+    result = outcome_of(lambda: key.encrypt(b"x" * 16, mechanism_param=iv))
+    observe(result)
+    assert result == OK, f"session unusable after the generator was collected: {result}"

@@ -1,0 +1,105 @@
+"""Fixtures the checks use: the live vendor, sessions, the provider under test, and `observe`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from . import markers
+from .deviations import applicable, mark_for
+from .plugin import STATE
+from .records import PROPERTY
+from .runtime import VendorRuntime, VendorUnavailable, start
+from .sut import SessionProvider, check_provider
+from .tokens import binding_version
+
+
+@pytest.fixture(scope="session")
+def vendor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> VendorRuntime:
+    """The vendor this check runs on, live in this process (under xdist: in this worker, on its own token)."""
+    state = request.config.stash[STATE]
+    name: str = request.param
+    runtime = state.runtimes.get(name)
+    if runtime is None:
+        # tmp_path_factory is per xdist worker, so each worker provisions its own token here.
+        try:
+            runtime = start(state.profiles[name], tmp_path_factory.mktemp(f"vendor-{name}"))
+        except VendorUnavailable as exc:
+            pytest.fail(str(exc), pytrace=False)
+        state.runtimes[name] = runtime  # stopped in pytest_sessionfinish
+    return runtime
+
+
+def _meta(request: pytest.FixtureRequest) -> dict[str, Any]:
+    for key, value in request.node.user_properties:
+        if key == PROPERTY:
+            return value
+    raise RuntimeError(f"{request.node.nodeid} is not a conformance check (no @pytest.mark.check)")
+
+
+@pytest.fixture(autouse=True)
+def _conformance_check(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Per check: declared deviations, the destructive guard, and a clean token before and after."""
+    if request.node.get_closest_marker(markers.CHECK) is None:
+        yield
+        return
+    runtime: VendorRuntime = request.getfixturevalue("vendor")
+    meta = _meta(request)
+    if request.node.get_closest_marker(markers.DESTRUCTIVE) and not runtime.profile.disposable:
+        pytest.skip(f"destructive check: {runtime.profile.name}'s token is not disposable")
+    versions = {"python-pkcs11": binding_version(), "library": "%d.%d" % runtime.lib.library_version}
+    for origin, deviation in applicable(meta["check"], runtime.profile, versions):
+        mark = mark_for(origin, deviation)
+        if mark is not None:
+            request.node.add_marker(mark)
+        meta.setdefault("deviations", []).append({"origin": origin, **deviation.to_dict()})
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Callable[[Any], None]:
+    """Record the behaviour a characterising check observed (a JSON value) in its result."""
+    meta = _meta(request)
+
+    def record(value: Any) -> None:
+        json.dumps(value)  # refuse what the results file could not hold, at the check that made it
+        meta["observed"] = value
+
+    return record
+
+
+@pytest.fixture
+def open_session(vendor: VendorRuntime) -> Callable[[], Any]:
+    """The --sut contract's open_session: a new R/W session on the vendor's token with the user logged in."""
+
+    def open_session() -> Any:
+        return vendor.open_session(login=True, rw=True)
+
+    return open_session
+
+
+@pytest.fixture
+def make_provider(request: pytest.FixtureRequest) -> Callable[[Callable[[], Any]], SessionProvider]:
+    """Build a fresh --sut provider around a given opener (checks use it to make the opener fail on purpose)."""
+    state = request.config.stash[STATE]
+
+    def make(opener: Callable[[], Any]) -> SessionProvider:
+        return check_provider(state.sut_factory(opener), state.sut_spec)
+
+    return make
+
+
+@pytest.fixture
+def provider(make_provider: Callable[[Callable[[], Any]], SessionProvider], open_session: Callable[[], Any]) -> SessionProvider:
+    """A fresh session provider from --sut for this check (the documented refcounted session by default)."""
+    return make_provider(open_session)
+
+
+@pytest.fixture
+def block_window(request: pytest.FixtureRequest) -> float:
+    """Seconds a call is watched before it counts as blocked (--block-window)."""
+    return request.config.stash[STATE].block_window

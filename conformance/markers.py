@@ -1,0 +1,23 @@
+"""Marker names and their help text, registered once so --strict-markers holds."""
+
+from __future__ import annotations
+
+import pytest
+
+CHECK = "check"
+SUT = "sut"
+CONCURRENCY = "concurrency"
+DESTRUCTIVE = "destructive"
+
+HELP = {
+    CHECK: "check(id, *, layer, spec): a conformance check with a stable id (the gate keys on it), "
+    "the layer it judges (module|binding|provider) and the spec section or doc sentence it cites",
+    SUT: "exercises the session provider under test (--sut); -m sut selects exactly these",
+    CONCURRENCY: "exercises more than one thread or session at once",
+    DESTRUCTIVE: "needs a disposable token (creates, destroys or re-initialises state); skipped elsewhere",
+}
+
+
+def register(config: pytest.Config) -> None:
+    for name, text in HELP.items():
+        config.addinivalue_line("markers", f"{name}: {text}")

@@ -1,0 +1,75 @@
+"""Every command-line option and ini key of the plugin, declared once with its help text."""
+
+from __future__ import annotations
+
+import pytest
+
+VENDOR = "--vendor"
+VENDOR_FILE = "--vendor-file"
+SUT = "--sut"
+CONFORMANCE_JSON = "--conformance-json"
+CONFORMANCE_HTML = "--conformance-html"
+BASELINE = "--baseline"
+BLOCK_WINDOW = "--block-window"
+
+INI_VENDOR_DIRS = "conformance_vendor_dirs"
+
+DEFAULT_JSON = "reports/results.json"
+DEFAULT_HTML = "reports/report.html"
+DEFAULT_SUT = "conformance.refsession:reference_session"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "PKCS#11 conformance")
+    group.addoption(
+        VENDOR,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="vendor profile to run (vendors/NAME.toml); repeatable; 'all' = every profile whose module is present",
+    )
+    group.addoption(
+        VENDOR_FILE,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="vendor profile TOML file to run; repeatable",
+    )
+    group.addoption(
+        SUT,
+        default=DEFAULT_SUT,
+        metavar="MODULE:FACTORY",
+        help="session provider under test: FACTORY(open_session) -> provider "
+        f"(default: the documented refcounted session, {DEFAULT_SUT})",
+    )
+    group.addoption(
+        CONFORMANCE_JSON,
+        default=DEFAULT_JSON,
+        metavar="PATH",
+        help=f"where to write the versioned results JSON (default: {DEFAULT_JSON})",
+    )
+    group.addoption(
+        CONFORMANCE_HTML,
+        default=DEFAULT_HTML,
+        metavar="PATH",
+        help=f"where to write the HTML compatibility report (default: {DEFAULT_HTML})",
+    )
+    group.addoption(
+        BASELINE,
+        default=None,
+        metavar="PATH",
+        help="results JSON of a previous run to gate against; regressions fail the run",
+    )
+    group.addoption(
+        BLOCK_WINDOW,
+        type=float,
+        default=0.3,
+        metavar="SECONDS",
+        help="how long a step that is expected to block is watched before it counts as blocked (default: 0.3)",
+    )
+    parser.addini(
+        INI_VENDOR_DIRS,
+        type="paths",
+        default=[],
+        help="directories searched for vendor profiles NAME.toml (default: <rootdir>/vendors)",
+    )

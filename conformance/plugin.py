@@ -1,0 +1,132 @@
+"""The pytest plugin: options, markers, vendor selection, per-check metadata, results on the controller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import markers, options
+from .preflight import PreflightFailed
+from .preflight import run as preflight
+from .profile import ProfileError, VendorProfile
+from .collector import ResultsCollector
+from .records import PROPERTY
+from .registry import resolve
+from .results import ResultsWriter, RunInfo
+from .runtime import VendorRuntime, pins_of
+from .sut import ProviderFactory, SutError, load_factory
+
+
+@dataclass
+class RunState:
+    """Everything this process knows about the run; lives in config.stash, never in module globals."""
+
+    profiles: dict[str, VendorProfile]
+    sut_spec: str
+    sut_factory: ProviderFactory
+    block_window: float
+    runtimes: dict[str, VendorRuntime] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def vendor_dirs(config: pytest.Config) -> list[Path]:
+    return list(config.getini(options.INI_VENDOR_DIRS)) or [config.rootpath / "vendors"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    markers.register(config)
+    if config.option.help or getattr(config.option, "version", False):
+        return
+    try:
+        profiles = resolve(config.getoption(options.VENDOR), config.getoption(options.VENDOR_FILE), vendor_dirs(config))
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    sut_spec = config.getoption(options.SUT)
+    try:
+        factory = load_factory(sut_spec)
+    except SutError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption(options.BASELINE):
+        raise pytest.UsageError("--baseline: gating is not available yet (issue 4); "
+                                "run without --baseline and compare the results JSON by hand")
+    window = config.getoption(options.BLOCK_WINDOW)
+    if not window > 0:
+        raise pytest.UsageError(f"--block-window={window}: give a positive number of seconds, e.g. 0.3")
+    state = RunState({p.name: p for p in profiles}, sut_spec, factory, window)
+    for profile in profiles:
+        state.secrets.extend(pins_of(profile))
+    config.stash[STATE] = state
+    if is_controller(config) and profiles:
+        vendors: dict[str, Any] = {}
+        for profile in profiles:
+            try:
+                vendors[profile.name] = preflight(profile)
+            except PreflightFailed as exc:
+                raise pytest.UsageError(str(exc)) from None
+        run = RunInfo.new(sut=sut_spec, hypothesis_profile=_hypothesis_profile())
+        writer = ResultsWriter(Path(config.getoption(options.CONFORMANCE_JSON)), run, vendors)
+        config.pluginmanager.register(ResultsCollector(config, writer), "conformance.collector")
+
+
+def _hypothesis_profile() -> str:
+    from hypothesis import settings
+
+    return getattr(settings, "_current_profile", None) or "default"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "vendor" in metafunc.fixturenames:
+        state = metafunc.config.stash[STATE]
+        names = list(state.profiles)
+        if names:
+            metafunc.parametrize("vendor", names, indirect=True, scope="session", ids=names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE]
+    checks = [item for item in items if item.get_closest_marker(markers.CHECK)]
+    if checks and not state.profiles:
+        raise pytest.UsageError("no vendor selected: pass --vendor=NAME (e.g. --vendor=softhsm) or --vendor-file=PATH; "
+                                "`pkcs11-conformance vendors` lists them")
+    seen: dict[tuple[str, str], str] = {}
+    for item in checks:
+        mark = item.get_closest_marker(markers.CHECK)
+        assert mark is not None
+        check_id = mark.args[0] if mark.args else None
+        layer = mark.kwargs.get("layer")
+        if not check_id or layer not in ("module", "binding", "provider"):
+            raise pytest.UsageError(f"{item.nodeid}: write @pytest.mark.check('area.name', layer='module|binding|provider', spec='...')")
+        vendor = item.callspec.params.get("vendor") if hasattr(item, "callspec") else None
+        if vendor is None:
+            raise pytest.UsageError(f"{item.nodeid}: a check must use the 'vendor' fixture")
+        key = (check_id, vendor)
+        if key in seen:
+            raise pytest.UsageError(f"check id {check_id!r} is used by {seen[key]} and {item.nodeid}; ids must be unique")
+        seen[key] = item.nodeid
+        item.user_properties.append(
+            (PROPERTY, {"check": check_id, "vendor": vendor, "layer": layer, "spec": mark.kwargs.get("spec", "")})
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    for runtime in state.runtimes.values():
+        runtime.stop()
+    state.runtimes.clear()

@@ -1,0 +1,78 @@
+"""Preflight: bring a vendor up once in a child process before any check runs.
+
+The controller learns, without loading any module itself, whether each vendor is usable (module loads, token
+found, PIN right) and what library and token it is — a crash or hang here costs the child, not the run.
+Run as: python -m conformance.preflight PROFILE.toml WORKDIR  → one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .pins import redact
+from .profile import VendorProfile
+
+TIMEOUT_S = 60.0
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+
+
+class PreflightFailed(RuntimeError):
+    """One line naming the fix."""
+
+
+def run(profile: VendorProfile, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run."""
+    from .runtime import pins_of
+
+    with tempfile.TemporaryDirectory(prefix="pkcs11-conformance-preflight-") as workdir:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "conformance.preflight", str(profile.source), workdir],
+                capture_output=True, text=True, timeout=timeout,
+                # The child must import this very package, installed or not.
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))},
+            )
+        except subprocess.TimeoutExpired:
+            raise PreflightFailed(f"{profile.name}: bringing the module up took over {timeout:.0f} s; "
+                                  "check the module's daemon or device") from None
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        raise PreflightFailed(f"{profile.name}: the module crashed the process ({name}) while loading; "
+                              "check the module and its configuration")
+    try:
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        tail = redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}", pins_of(profile))
+        raise PreflightFailed(f"{profile.name}: preflight failed ({tail}); run `pkcs11-conformance vendors`") from None
+    if "error" in answer:
+        raise PreflightFailed(answer["error"])
+    return answer
+
+
+def _child(profile_path: str, workdir: str) -> int:
+    from .profile import ProfileError, load_profile
+    from .runtime import VendorUnavailable, pins_of, start
+
+    try:
+        profile = load_profile(profile_path)
+        runtime = start(profile, Path(workdir), verify_login=True)
+    except (ProfileError, VendorUnavailable) as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 3
+    try:
+        facts = runtime.describe()
+    finally:
+        runtime.stop()
+    print(json.dumps(json.loads(redact(json.dumps(facts), pins_of(profile)))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], sys.argv[2]))

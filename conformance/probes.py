@@ -1,0 +1,69 @@
+"""Small instruments the checks use: run a call on another thread and see whether it blocks, name an outcome."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import pkcs11
+from pkcs11 import ObjectClass
+from pkcs11.constants import Attribute
+
+OK = "ok"
+# Objects the harness creates carry this label prefix, so leftovers are recognisable as ours.
+LABEL_PREFIX = "pkcs11-conformance"
+
+
+def outcome_of(call: Callable[[], Any]) -> str:
+    """'ok', or the class name of the PKCS#11 exception the call raised (other exceptions propagate)."""
+    try:
+        call()
+    except pkcs11.exceptions.PKCS11Error as exc:
+        return type(exc).__name__
+    return OK
+
+
+class ThreadCall:
+    """A call started on its own thread; the caller decides how long to wait before calling it blocked."""
+
+    def __init__(self, call: Callable[[], Any], name: str = "probe") -> None:
+        self._call = call
+        self._done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"conformance-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.value = self._call()
+        except BaseException as exc:  # reported to the check, never swallowed
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def finished_within(self, seconds: float) -> bool:
+        return self._done.wait(seconds)
+
+    def result(self, timeout: float) -> Any:
+        """The call's value; re-raises its exception; TimeoutError if it is still blocked after timeout."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"{self._thread.name} still blocked after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def make_data_objects(session: Any, count: int, *, private: bool = False, tag: str = "obj") -> list[Any]:
+    """Session (not token) data objects: they vanish with the session, so nothing is left behind on the token."""
+    return [
+        session.create_object({
+            Attribute.CLASS: ObjectClass.DATA,
+            Attribute.TOKEN: False,
+            Attribute.PRIVATE: private,
+            Attribute.LABEL: f"{LABEL_PREFIX}-{tag}-{i}",
+            Attribute.VALUE: b"conformance",
+        })
+        for i in range(count)
+    ]
+

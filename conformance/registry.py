@@ -1,0 +1,79 @@
+"""Finding vendor profiles by name (vendors/NAME.toml) and resolving --vendor / --vendor-file to profiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .profile import ProfileError, VendorProfile, load_profile
+
+ALL = "all"
+# Files in a vendors directory that document the format rather than describe a setup.
+NOT_PROFILES = {"TEMPLATE.toml"}
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a profile can run on this machine, and if not, why (safe to print)."""
+
+    profile: VendorProfile | None
+    name: str
+    path: str
+    available: bool
+    why: str = ""
+
+
+def profile_paths(dirs: Iterable[Path]) -> dict[str, Path]:
+    """NAME -> path for every profile file in the directories (first directory wins)."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.glob("*.toml")):
+            if path.name not in NOT_PROFILES:
+                found.setdefault(path.stem, path)
+    return found
+
+
+def availability(name: str, path: Path) -> Availability:
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        return Availability(None, name, str(path), False, str(exc))
+    if profile.module is None:
+        return Availability(profile, name, str(path), False, f"module not found at {', '.join(profile.module_paths)}")
+    return Availability(profile, name, str(path), True)
+
+
+def resolve(names: Sequence[str], files: Sequence[str], dirs: Sequence[Path]) -> list[VendorProfile]:
+    """The profiles selected on the command line, in order, without duplicates; ProfileError names the fix."""
+    known = profile_paths(dirs)
+    selected: list[VendorProfile] = []
+    for name in names:
+        if name == ALL:
+            usable = [a.profile for n, p in known.items() if (a := availability(n, p)).available and a.profile]
+            if not usable:
+                raise ProfileError(f"--vendor=all: no profile's module is present in {', '.join(map(str, dirs))}; "
+                                   "run `pkcs11-conformance vendors` to see why")
+            selected.extend(usable)
+            continue
+        if name not in known:
+            listing = ", ".join(sorted(known)) or "none"
+            raise ProfileError(f"unknown vendor {name!r}; known vendors: {listing} (or pass --vendor-file=PATH)")
+        selected.append(_usable(load_profile(known[name])))
+    for file in files:
+        selected.append(_usable(load_profile(file)))
+    unique: dict[str, VendorProfile] = {}
+    for profile in selected:
+        if profile.name in unique and unique[profile.name].source != profile.source:
+            raise ProfileError(f"two profiles are named {profile.name!r} ({unique[profile.name].source}, {profile.source}); rename one")
+        unique.setdefault(profile.name, profile)
+    return list(unique.values())
+
+
+def _usable(profile: VendorProfile) -> VendorProfile:
+    if profile.module is None:
+        raise ProfileError(f"{profile.source}: module not found at {', '.join(profile.module_paths)}; "
+                           "install the module or fix module.path")
+    return profile

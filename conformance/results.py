@@ -1,0 +1,145 @@
+"""The versioned results document (schema pkcs11-conformance/results/1), written atomically and incrementally."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import RESULTS_SCHEMA, __version__
+from .records import Record
+
+# Rewrite the file at most this often while results stream in; always on close.
+WRITE_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    started: str
+    harness_version: str
+    python_pkcs11_version: str
+    python: str
+    platform: str
+    hypothesis_profile: str
+    sut: str
+    finished: str | None = None
+
+    @classmethod
+    def new(cls, *, sut: str, hypothesis_profile: str, run_id: str | None = None) -> RunInfo:
+        from .tokens import binding_version
+
+        return cls(
+            id=run_id or uuid.uuid4().hex,
+            started=_now(),
+            harness_version=__version__,
+            python_pkcs11_version=binding_version(),
+            python=platform.python_version(),
+            platform=platform.platform(),
+            hypothesis_profile=hypothesis_profile,
+            sut=sut,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started": self.started,
+            "finished": self.finished,
+            "harness_version": self.harness_version,
+            "python_pkcs11_version": self.python_pkcs11_version,
+            "python": self.python,
+            "platform": self.platform,
+            "hypothesis_profile": self.hypothesis_profile,
+            "sut": self.sut,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunInfo:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Results:
+    run: RunInfo
+    vendors: Mapping[str, Mapping[str, Any]]
+    results: tuple[Record, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": RESULTS_SCHEMA,
+            "run": self.run.to_dict(),
+            "vendors": {name: dict(info) for name, info in self.vendors.items()},
+            "results": [r.to_dict() for r in self.results],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Results:
+        if data.get("schema") != RESULTS_SCHEMA:
+            raise ValueError(f"not a results file of schema {RESULTS_SCHEMA!r} (found {data.get('schema')!r})")
+        return cls(
+            RunInfo.from_dict(data["run"]),
+            dict(data["vendors"]),
+            tuple(Record.from_dict(r) for r in data["results"]),
+        )
+
+
+class ResultsWriter:
+    """Collects records on the controller and keeps a valid file on disk at every moment (write-then-rename)."""
+
+    def __init__(self, path: Path, run: RunInfo, vendors: Mapping[str, Mapping[str, Any]]) -> None:
+        self.path = path
+        self.run = run
+        self.vendors = dict(vendors)
+        self.records: list[Record] = []
+        self._last_write = 0.0
+        self.flush()
+
+    def add(self, record: Record) -> None:
+        self.records.append(record)
+        if time.monotonic() - self._last_write >= WRITE_INTERVAL_S:
+            self.flush()
+
+    def document(self, finished: bool = False) -> Results:
+        run = self.run
+        if finished:
+            run = RunInfo.from_dict({**run.to_dict(), "finished": _now()})
+        return Results(run, self.vendors, tuple(self.records))
+
+    def flush(self, finished: bool = False) -> Results:
+        doc = self.document(finished)
+        write_atomic(self.path, json.dumps(doc.to_dict(), indent=1, sort_keys=False) + "\n")
+        self._last_write = time.monotonic()
+        return doc
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Never leaves a half-written file: write a sibling, fsync, rename over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_results(path: str | os.PathLike[str]) -> Results:
+    with open(path, encoding="utf-8") as fh:
+        return Results.from_dict(json.load(fh))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
