@@ -47,6 +47,7 @@ def vendor_dirs(config: pytest.Config) -> list[Path]:
     return list(config.getini(options.INI_VENDOR_DIRS)) or [config.rootpath / "vendors"]
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's tmpdir plugin, whose factory the preflight uses
 def pytest_configure(config: pytest.Config) -> None:
     markers.register(config)
     if config.option.help or getattr(config.option, "version", False):
@@ -74,12 +75,20 @@ def pytest_configure(config: pytest.Config) -> None:
         vendors: dict[str, Any] = {}
         for profile in profiles:
             try:
-                vendors[profile.name] = preflight(profile)
+                vendors[profile.name] = preflight(profile, _scratch(config))
             except PreflightFailed as exc:
                 raise pytest.UsageError(str(exc)) from None
         run = RunInfo.new(sut=sut_spec, hypothesis_profile=_hypothesis_profile())
         writer = ResultsWriter(Path(config.getoption(options.CONFORMANCE_JSON)), run, vendors)
         config.pluginmanager.register(ResultsCollector(config, writer), "conformance.collector")
+
+
+def _scratch(config: pytest.Config) -> Path:
+    """A directory under the run's basetemp, so nothing the harness makes lands outside it."""
+    factory = getattr(config, "_tmp_path_factory", None)  # set by pytest's tmpdir plugin in its configure
+    if factory is None:
+        raise pytest.UsageError("pytest's tmpdir plugin is disabled; remove -p no:tmpdir")
+    return factory.mktemp("preflight")
 
 
 def _hypothesis_profile() -> str:

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +26,20 @@ class PreflightFailed(RuntimeError):
     """One line naming the fix."""
 
 
-def run(profile: VendorProfile, timeout: float = TIMEOUT_S) -> dict[str, Any]:
-    """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run."""
+def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+    """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
     from .runtime import pins_of
 
-    with tempfile.TemporaryDirectory(prefix="pkcs11-conformance-preflight-") as workdir:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "conformance.preflight", str(profile.source), workdir],
-                capture_output=True, text=True, timeout=timeout,
-                # The child must import this very package, installed or not.
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))},
-            )
-        except subprocess.TimeoutExpired:
-            raise PreflightFailed(f"{profile.name}: bringing the module up took over {timeout:.0f} s; "
-                                  "check the module's daemon or device") from None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))}
+    try:
+        # The child must import this very package, installed or not: hence PYTHONPATH.
+        proc = subprocess.run(
+            [sys.executable, "-m", "conformance.preflight", str(profile.source), str(workdir / profile.name)],
+            capture_output=True, text=True, timeout=timeout, env=env,
+        )
+    except subprocess.TimeoutExpired:
+        raise PreflightFailed(f"{profile.name}: bringing the module up took over {timeout:.0f} s; "
+                              "check the module's daemon or device") from None
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
         raise PreflightFailed(f"{profile.name}: the module crashed the process ({name}) while loading; "
