@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from . import markers
-from .deviations import applicable, mark_for
+from .deviations import applicable, mark_for, model_params
 from .plugin import STATE
 from .records import PROPERTY
 from .runtime import VendorRuntime, VendorUnavailable, start
+from .engine.executor import Executor, ExecutorError, Limits
+from .engine.scenario import Exploration, explore
+from .engine.schedule import Schedule
 from .sut import SessionProvider, check_provider
 from .tokens import binding_version
 
@@ -100,6 +104,58 @@ def provider(make_provider: Callable[[Callable[[], Any]], SessionProvider], open
 
 
 @pytest.fixture
-def block_window(request: pytest.FixtureRequest) -> float:
-    """Seconds a call is watched before it counts as blocked (--block-window)."""
-    return request.config.stash[STATE].block_window
+def limits(request: pytest.FixtureRequest) -> Limits:
+    """--block-window (how long a call is watched before it counts as blocked) and --step-timeout (how long a
+    call that should return is given)."""
+    return request.config.stash[STATE].limits
+
+
+@pytest.fixture(scope="session")
+def executor(request: pytest.FixtureRequest, vendor: VendorRuntime, tmp_path_factory: pytest.TempPathFactory) -> Executor:
+    """The vendor's executor child (one per vendor per worker): scenarios run there, never in this process."""
+    state = request.config.stash[STATE]
+    name = vendor.profile.name
+    if name not in state.executors:
+        init = {
+            "module": vendor.module_path,
+            "env": dict(vendor.provisioned.env),
+            "token_label": vendor.provisioned.token_label,
+            "token_uri": vendor.provisioned.token_uri,
+            "pin": vendor.user_pin(),
+            "sut": state.sut_spec,
+            "sys_path": [p for p in sys.path if p],  # so the child can import the --sut module as we did
+        }
+        state.executors[name] = Executor(init, tmp_path_factory.mktemp(f"executor-{name}"), state.limits)
+    return state.executors[name]
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[[str], Exploration]:
+    """Explore one scenario family on the vendor; a finding fails the check with the minimal schedule."""
+    state = request.config.stash[STATE]
+    meta = _meta(request)
+
+    def run(family: str) -> Exploration:
+        versions = {"python-pkcs11": binding_version(), "library": "%d.%d" % vendor.lib.library_version}
+        params = model_params(vendor.profile, versions)
+        replay = [Schedule.from_steps(family, r["schedule"]) for r in state.replays.get(meta["check"], [])]
+        try:
+            found = explore(executor, family, params, replay)
+        except ExecutorError as exc:
+            pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
+        meta["observed"] = {point: sorted(values) for point, values in sorted(found.observed.items())} or None
+        meta["note"] = f"{found.examples} examples ({state.hypothesis_profile} profile), executor restarts: {executor.restarts}"
+        if found.failure is not None:
+            failure = found.failure
+            meta["layer"] = failure.verdict.layer
+            if failure.verdict.status in ("crashed", "hung"):
+                meta["status"] = failure.verdict.status
+            meta["reproducer"] = {"schedule": [s.to_dict() for s in failure.schedule.steps],
+                                  "hypothesis": found.hypothesis_note}
+            determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
+                           None: ""}[found.deterministic]
+            pytest.fail(f"{failure}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} --replay=RESULTS.json "
+                        f"-k {request.node.originalname}", pytrace=False)
+        return found
+
+    return run

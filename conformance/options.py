@@ -11,6 +11,8 @@ CONFORMANCE_JSON = "--conformance-json"
 CONFORMANCE_HTML = "--conformance-html"
 BASELINE = "--baseline"
 BLOCK_WINDOW = "--block-window"
+STEP_TIMEOUT = "--step-timeout"
+REPLAY = "--replay"
 
 INI_VENDOR_DIRS = "conformance_vendor_dirs"
 
@@ -63,9 +65,22 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         BLOCK_WINDOW,
         type=float,
-        default=0.3,
+        default=0.05,
         metavar="SECONDS",
-        help="how long a step that is expected to block is watched before it counts as blocked (default: 0.3)",
+        help="how long a call expected to block is watched before it counts as blocked (default: 0.05)",
+    )
+    group.addoption(
+        STEP_TIMEOUT,
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="a call not expected to block that has not returned after this long is hung (default: 2)",
+    )
+    group.addoption(
+        REPLAY,
+        default=None,
+        metavar="FILE",
+        help="results JSON whose reproducers are run first by their scenario checks (replay a failure)",
     )
     parser.addini(
         INI_VENDOR_DIRS,

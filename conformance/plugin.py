@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import markers, options
+from . import hypothesis_profiles, markers, options
+from .engine.executor import Executor, Limits
 from .preflight import PreflightFailed
 from .preflight import run as preflight
 from .profile import ProfileError, VendorProfile
@@ -27,8 +29,11 @@ class RunState:
     profiles: dict[str, VendorProfile]
     sut_spec: str
     sut_factory: ProviderFactory
-    block_window: float
+    limits: Limits
+    hypothesis_profile: str
+    replays: dict[str, list[dict[str, Any]]]  # check id -> reproducers to run before exploring
     runtimes: dict[str, VendorRuntime] = field(default_factory=dict)
+    executors: dict[str, Executor] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
 
 
@@ -37,6 +42,7 @@ STATE = pytest.StashKey[RunState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
+    hypothesis_profiles.register()  # before hypothesis' own plugin resolves --hypothesis-profile
 
 
 def is_controller(config: pytest.Config) -> bool:
@@ -64,10 +70,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption(options.BASELINE):
         raise pytest.UsageError("--baseline: gating is not available yet (issue 4); "
                                 "run without --baseline and compare the results JSON by hand")
-    window = config.getoption(options.BLOCK_WINDOW)
-    if not window > 0:
-        raise pytest.UsageError(f"--block-window={window}: give a positive number of seconds, e.g. 0.3")
-    state = RunState({p.name: p for p in profiles}, sut_spec, factory, window)
+    limits = Limits(block_window=config.getoption(options.BLOCK_WINDOW), step_timeout=config.getoption(options.STEP_TIMEOUT))
+    for name, value in ((options.BLOCK_WINDOW, limits.block_window), (options.STEP_TIMEOUT, limits.step_timeout)):
+        if not value > 0:
+            raise pytest.UsageError(f"{name}={value}: give a positive number of seconds")
+    profile_name = hypothesis_profiles.choose(config.getoption("hypothesis_profile", None))
+    replays = _load_replays(config.getoption(options.REPLAY))
+    state = RunState({p.name: p for p in profiles}, sut_spec, factory, limits, profile_name, replays)
     for profile in profiles:
         state.secrets.extend(pins_of(profile))
     config.stash[STATE] = state
@@ -78,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 vendors[profile.name] = preflight(profile, _scratch(config))
             except PreflightFailed as exc:
                 raise pytest.UsageError(str(exc)) from None
-        run = RunInfo.new(sut=sut_spec, hypothesis_profile=_hypothesis_profile())
+        run = RunInfo.new(sut=sut_spec, hypothesis_profile=profile_name)
         writer = ResultsWriter(Path(config.getoption(options.CONFORMANCE_JSON)), run, vendors)
         config.pluginmanager.register(ResultsCollector(config, writer), "conformance.collector")
 
@@ -91,10 +100,22 @@ def _scratch(config: pytest.Config) -> Path:
     return factory.mktemp("preflight")
 
 
-def _hypothesis_profile() -> str:
-    from hypothesis import settings
-
-    return getattr(settings, "_current_profile", None) or "default"
+def _load_replays(path: str | None) -> dict[str, list[dict[str, Any]]]:
+    """--replay=FILE: a results JSON (every failed check's reproducer) or one {"check", "reproducer"} object."""
+    if not path:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise pytest.UsageError(f"--replay={path}: cannot read it as JSON ({exc}); pass a results file") from None
+    entries = data.get("results", [data]) if isinstance(data, dict) else []
+    replays: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("reproducer") and entry.get("check"):
+            replays.setdefault(entry["check"], []).append(entry["reproducer"])
+    if not replays:
+        raise pytest.UsageError(f"--replay={path}: no reproducer in it; pass a results file with a failed scenario")
+    return replays
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -136,6 +157,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None:
         return
+    for executor in state.executors.values():
+        executor.close()
+    state.executors.clear()
     for runtime in state.runtimes.values():
         runtime.stop()
     state.runtimes.clear()

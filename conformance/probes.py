@@ -54,6 +54,46 @@ class ThreadCall:
         return self.value
 
 
+class ParkedThread:
+    """Runs one call, then stays alive (parked) until released: while it lives, no new thread can be given its
+    ident — which matters because threading.RLock tells owners apart by ident."""
+
+    def __init__(self, call: Callable[[], Any], name: str = "parked") -> None:
+        self._call = call
+        self._returned = threading.Event()
+        self._release = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"conformance-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.value = self._call()
+        except BaseException as exc:  # handed to the check by result()
+            self.error = exc
+        finally:
+            self._returned.set()
+            self._release.wait()
+
+    def result(self, timeout: float) -> Any:
+        """The call's value once it returned (the thread itself stays parked until release())."""
+        if not self._returned.wait(timeout):
+            raise TimeoutError(f"{self._thread.name} did not return within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def release(self) -> None:
+        self._release.set()
+
+    def __enter__(self) -> ParkedThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 def make_data_objects(session: Any, count: int, *, private: bool = False, tag: str = "obj") -> list[Any]:
     """Session (not token) data objects: they vanish with the session, so nothing is left behind on the token."""
     return [

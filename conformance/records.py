@@ -103,6 +103,8 @@ class RecordBuilder:
         if phases["teardown"][0] == "error" and outcome in ("passed", "xpassed", "xfailed"):
             outcome, reason = phases["teardown"]
         meta = state["meta"]
+        if outcome == "failed" and meta.get("status") in ("crashed", "hung"):
+            outcome = meta["status"]  # the executor child died or stuck: say so, not just "failed"
         layer = "harness" if outcome == "error" else meta["layer"]
         rep = meta.get("reproducer")
         return Record(

@@ -73,14 +73,14 @@ def test_other_session_unaffected(vendor):
 
 @pytest.mark.check("operation.other_thread_waits_for_iterator", layer="binding", spec="python-pkcs11 docs, Concurrency")
 @pytest.mark.concurrency
-def test_other_thread_waits_for_iterator(vendor, block_window):
+def test_other_thread_waits_for_iterator(vendor, limits):
     """Docs: "The lock is not released until the iterator is consumed" — another thread's search on the same session
     waits while the iterator is open, then completes once it is consumed."""
     session = vendor.open_session()
     make_data_objects(session, OBJECTS)
     it = open_search(session)
     other = ThreadCall(lambda: len(list(session.get_objects(DATA))), "other-search")
-    assert not other.finished_within(block_window), "the other thread's search did not wait for the iterator"
+    assert not other.finished_within(limits.block_window), "the other thread's search did not wait for the iterator"
     list(it)
     assert other.result(timeout=10) == OBJECTS
 

@@ -1,0 +1,213 @@
+"""What each schedule operation does against the real binding, inside the executor child.
+
+Each action takes the World (refs made so far, the live module) and the step's arguments, makes exactly the
+python-pkcs11 call(s) the operation names, and returns a small JSON summary. Exceptions propagate to the actor,
+which records their class name only (never their message: modules may echo arguments).
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pkcs11
+from pkcs11 import KeyType, Mechanism, ObjectClass
+from pkcs11.constants import Attribute
+
+FIXTURE_OBJECTS = 4  # public session data objects every search sees
+FIXTURE_LABEL = "pkcs11-conformance-fixture"
+SEARCH = {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: FIXTURE_LABEL}
+CHUNKS = (b"a" * 32, b"b" * 32, b"c" * 32)  # AES-CBC-PAD generator input: 3 updates + final = 4 yields
+IV = bytes(16)
+
+
+class ProviderOpenFailed(pkcs11.exceptions.TokenNotPresent):
+    """Raised by the harness's opener when a schedule told it to fail (stands for 'token gone')."""
+
+
+@dataclass
+class World:
+    """Everything a schedule's steps refer to, by ref name. Touched only by actor threads, one step at a time."""
+
+    token: Any
+    pin: str
+    ground_truth: Any
+    sessions: dict[str, Any] = field(default_factory=dict)
+    keys: dict[str, Any] = field(default_factory=dict)
+    iterators: dict[str, Any] = field(default_factory=dict)
+    provider: Any = None
+    provider_holds: dict[int, list[Any]] = field(default_factory=dict)  # actor -> sessions it acquired
+    provider_seen: list[Any] = field(default_factory=list)  # sessions the provider handed out, in order (p0, p1, ...)
+    iterator_owner: dict[str, int] = field(default_factory=dict)  # iterator -> actor that started it (holds the lock)
+    opened_handles: list[int] = field(default_factory=list)  # every session handle the steps opened
+    provider_handles: list[int] = field(default_factory=list)  # the ones the provider's opener opened
+    open_calls: int = 0
+    fail_next_open: bool = False
+
+    def open_session(self) -> Any:
+        """The --sut contract's open_session: R/W, user logged in; fails once when told to."""
+        self.open_calls += 1
+        if self.fail_next_open:
+            self.fail_next_open = False
+            raise ProviderOpenFailed("made to fail on purpose by the harness")
+        session = self.token.open(rw=True, user_pin=self.pin)
+        self.opened_handles.append(session.handle)
+        self.provider_handles.append(session.handle)
+        return session
+
+    def label_of(self, session: Any) -> str:
+        """p0, p1, ... by identity; the list keeps each object alive, so an id() is never reused for another."""
+        for i, seen in enumerate(self.provider_seen):
+            if seen is session:
+                return f"p{i}"
+        self.provider_seen.append(session)
+        return f"p{len(self.provider_seen) - 1}"
+
+
+def _open(w: World, actor: int, ref: str, login: bool) -> Any:
+    session = w.token.open(rw=True, user_pin=w.pin if login else None)
+    w.sessions[ref] = session
+    w.opened_handles.append(session.handle)
+    return None
+
+
+def _close(w: World, actor: int, session: str) -> Any:
+    w.sessions[session].close()
+    return None
+
+
+def _state(w: World, actor: int, session: str) -> Any:
+    info = w.ground_truth.session_info(w.sessions[session].handle)
+    if info is None:
+        return "closed"
+    return "user" if info.state.logged_in else "public"
+
+
+def _search(w: World, actor: int, ref: str, session: str, batch: int) -> Any:
+    w.iterators[ref] = w.sessions[session].get_objects(SEARCH, batch_size=batch)
+    return None
+
+
+def _key(w: World, session: str) -> Any:
+    if session not in w.keys:
+        w.keys[session] = w.sessions[session].generate_key(KeyType.AES, 128, store=False)
+    return w.keys[session]
+
+
+def _encrypt_gen(w: World, actor: int, ref: str, session: str) -> Any:
+    w.iterators[ref] = _key(w, session).encrypt(CHUNKS, mechanism_param=IV)
+    return None
+
+
+def _next(w: World, actor: int, iterator: str) -> Any:
+    try:
+        next(w.iterators[iterator])
+    except StopIteration:
+        return "stop"
+    return "item"
+
+
+def _consume(w: World, actor: int, iterator: str) -> Any:
+    return sum(1 for _ in w.iterators[iterator])
+
+
+def _drop(w: World, actor: int, iterator: str) -> Any:
+    # The last reference goes here, in this actor's thread: the generator is finalised by this thread.
+    del w.iterators[iterator]
+    gc.collect()
+    return None
+
+
+def _digest(w: World, actor: int, session: str) -> Any:
+    w.sessions[session].digest(b"conformance", mechanism=Mechanism.SHA256)
+    return None
+
+
+def _random(w: World, actor: int, session: str) -> Any:
+    w.sessions[session].generate_random(128)
+    return None
+
+
+def _encrypt(w: World, actor: int, session: str) -> Any:
+    _key(w, session).encrypt(b"x" * 16, mechanism_param=IV)
+    return None
+
+
+def _find_all(w: World, actor: int, session: str) -> Any:
+    return len(list(w.sessions[session].get_objects(SEARCH)))
+
+
+# --- the session provider under test -------------------------------------------------------------------------
+
+def _acquire(w: World, actor: int) -> Any:
+    session = w.provider.acquire()
+    w.provider_holds.setdefault(actor, []).append(session)
+    if session is None or w.ground_truth.session_info(session.handle) is None:
+        return "not-open"
+    return w.label_of(session)
+
+
+def _release(w: World, actor: int) -> Any:
+    session = w.provider_holds[actor].pop()
+    w.provider.release()
+    return "open" if session is not None and w.ground_truth.session_info(session.handle) is not None else "closed"
+
+
+def _held(w: World, actor: int) -> Any:
+    return w.provider_holds[actor][-1]
+
+
+def _use(w: World, actor: int, what: str) -> Any:
+    session = _held(w, actor)
+    if what == "digest":
+        session.digest(b"conformance", mechanism=Mechanism.SHA256)
+    elif what == "random":
+        session.generate_random(128)
+    elif what == "encrypt":
+        key = session.generate_key(KeyType.AES, 128, store=False)
+        assert key.decrypt(key.encrypt(b"x" * 16, mechanism_param=IV), mechanism_param=IV) == b"x" * 16
+    elif what == "encrypt_gen":
+        key = session.generate_key(KeyType.AES, 128, store=False)
+        b"".join(key.encrypt(CHUNKS, mechanism_param=IV))
+    elif what == "search":
+        return len(list(session.get_objects(SEARCH)))
+    elif what == "attribute":
+        key = session.generate_key(KeyType.AES, 128, store=False, label="pkcs11-conformance-attr")
+        return key[Attribute.LABEL] == "pkcs11-conformance-attr"
+    else:
+        raise ValueError(f"unknown use {what!r}")
+    return None
+
+
+def _use_partial(w: World, actor: int, ref: str) -> Any:
+    it = _held(w, actor).get_objects(SEARCH)
+    next(it)
+    w.iterators[ref] = it
+    return None
+
+
+def _fail_next_open(w: World, actor: int) -> Any:
+    w.fail_next_open = True
+    return None
+
+
+ACTIONS: dict[str, Callable[..., Any]] = {
+    "open": _open,
+    "close": _close,
+    "state": _state,
+    "search": _search,
+    "encrypt_gen": _encrypt_gen,
+    "next": _next,
+    "consume": _consume,
+    "drop": _drop,
+    "digest": _digest,
+    "random": _random,
+    "encrypt": _encrypt,
+    "find_all": _find_all,
+    "acquire": _acquire,
+    "release": _release,
+    "use": _use,
+    "use_partial": _use_partial,
+    "fail_next_open": _fail_next_open,
+}

@@ -1,0 +1,173 @@
+"""Parent side of the executor: a child process that holds the module and runs schedules; crash- and hang-proof.
+
+The pytest process never calls the module during a scenario. It sends a Schedule, reads back step results as
+they happen, and turns a dead child into `crashed` (with the signal) and a stuck one into `hung` (with every
+thread's stack), then starts a fresh child for the next example.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .schedule import Schedule, StepResult, Trace
+
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
+
+
+class ExecutorError(RuntimeError):
+    """The child could not be started or initialised; the message says why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    block_window: float = 0.3  # how long a call expected to block is watched before the executor moves on
+    step_timeout: float = 5.0  # a call not expected to block that takes longer is `hung`
+    startup_timeout: float = 60.0
+
+
+class Executor:
+    def __init__(self, init: dict[str, Any], workdir: Path, limits: Limits = Limits()) -> None:
+        self._init = init  # holds the PIN: never printed, only written to the child's stdin
+        self.workdir = workdir
+        self.limits = limits
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.restarts = 0
+        self.pids: list[int] = []
+
+    # --- process management ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        stderr = open(self.workdir / f"child-{len(self.pids)}.stderr", "w")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-X", "faulthandler", "-m", "conformance.engine.child"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, bufsize=1,
+        )
+        stderr.close()
+        self._lines = queue.Queue()
+        threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
+        self._send({"cmd": "init", **self._init})
+        reply = self._read(self.limits.startup_timeout)
+        if reply is None or reply.get("event") != "ready":
+            detail = reply.get("detail") if reply else self._death()
+            self.close()
+            raise ExecutorError(f"executor child did not start: {detail}")
+        self.pids.append(reply["pid"])
+
+    @staticmethod
+    def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)  # EOF: the child is gone
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(msg) + "\n")
+        self._proc.stdin.flush()
+
+    def _read(self, timeout: float) -> dict[str, Any] | None:
+        """The next message, or None when the child died or said nothing for `timeout` seconds."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        return None if line is None else json.loads(line)
+
+    def _death(self) -> str:
+        """Why the child is gone: a signal name, an exit code, or 'unresponsive'."""
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "unresponsive"
+        return signal.Signals(-code).name if code < 0 else f"exit {code}"
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+
+    def ensure(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            self._proc = None  # died between examples
+        if self._proc is None:
+            if self.pids:
+                self.restarts += 1
+            self._start()
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                self._send({"cmd": "quit"})
+                self._proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                pass
+        self._kill()
+
+    # --- running -----------------------------------------------------------------------------------------
+
+    def run(self, schedule: Schedule) -> Trace:
+        self.ensure()
+        self._send({"cmd": "run", "schedule": schedule.to_dict(), "block_window": self.limits.block_window,
+                    "step_timeout": self.limits.step_timeout})
+        results: dict[int, StepResult] = {}
+        budget = len(schedule.steps) * (self.limits.step_timeout + self.limits.block_window) + 10.0
+        deadline = time.monotonic() + budget
+        while True:
+            msg = self._read(max(0.0, deadline - time.monotonic()))
+            if msg is None:
+                # Dead (crashed) or silent past every bound (hung without being able to say so).
+                cause = self._death() if self._proc and self._proc.poll() is not None else "unresponsive"
+                self._kill()
+                status = "hung" if cause == "unresponsive" else "crashed"
+                return self._cut(schedule, results, status, crashed=None if status == "hung" else cause)
+            event = msg.pop("event")
+            if event == "step":
+                result = StepResult.from_dict(msg)
+                results[result.index] = result
+            elif event == "hung":
+                self._kill()
+                return self._cut(schedule, results, "hung", stacks=msg["stacks"], at=msg["index"])
+            elif event == "done":
+                trace = Trace(tuple(results[i] for i in sorted(results)), reset_us=msg["reset_us"], final=msg["final"])
+                if msg.get("restart"):
+                    self._kill()
+                return trace
+
+    def _cut(self, schedule: Schedule, results: dict[int, StepResult], status: str, *, crashed: str | None = None,
+             stacks: str | None = None, at: int | None = None) -> Trace:
+        """The trace of an example that ended early: step `at` (default: the first that never reported) gets
+        `status`, steps that reported keep their result, the rest are `not_run`."""
+        if at is None:
+            at = next((i for i in range(len(schedule.steps)) if i not in results), len(schedule.steps))
+        out = tuple(
+            StepResult(i, status) if i == at else results.get(i, StepResult(i, "not_run"))
+            for i in range(len(schedule.steps))
+        )
+        return Trace(out, crashed=crashed, stacks=stacks)
+
+    def stress(self, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+        self.ensure()
+        self._send({"cmd": "stress", **params})
+        msg = self._read(timeout)
+        if msg is None:
+            cause = self._death() if self._proc and self._proc.poll() is not None else "unresponsive"
+            self._kill()
+            return {"status": "hung" if cause == "unresponsive" else "crashed", "cause": cause}
+        msg.pop("event", None)
+        return msg

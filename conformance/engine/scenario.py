@@ -1,0 +1,86 @@
+"""Exploring one scenario family: hypothesis draws schedules, the executor runs them, the judge compares.
+
+Hypothesis only ever sees data (a Schedule in, a pass/fail out), so it shrinks a crash or a hang like any other
+failure. The minimal failing schedule is replayed once more to check that the failure is deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from hypothesis import HealthCheck, given, settings
+
+from .executor import Executor
+from .judge import Verdict, describe, judge
+from .params import ModelParams
+from .schedule import Schedule, Trace
+from .families import FAMILIES, Family
+from .strategies import schedules
+
+
+class ScheduleFailed(AssertionError):
+    """Raised inside the hypothesis test so it shrinks; carries the data of the failing example."""
+
+    def __init__(self, schedule: Schedule, trace: Trace, verdict: Verdict) -> None:
+        super().__init__(describe(schedule, trace, verdict))
+        self.schedule, self.trace, self.verdict = schedule, trace, verdict
+
+
+@dataclass
+class Exploration:
+    family: str
+    examples: int = 0
+    observed: dict[str, set[str]] = field(default_factory=dict)
+    failure: ScheduleFailed | None = None
+    deterministic: bool | None = None
+    hypothesis_note: str | None = None
+    reset_us: list[float] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+
+def _run_one(executor: Executor, schedule: Schedule, family: Family, params: ModelParams, found: Exploration) -> None:
+    trace = executor.run(schedule)
+    found.examples += 1
+    if trace.reset_us:
+        found.reset_us.append(trace.reset_us)
+    verdict = judge(schedule, trace, family.new_model(params))
+    for point, values in verdict.observed.items():
+        found.observed.setdefault(point, set()).update(values)
+    if verdict.failed:
+        raise ScheduleFailed(schedule, trace, verdict)
+
+
+def explore(executor: Executor, family_name: str, params: ModelParams, replay: Iterable[Schedule] = ()) -> Exploration:
+    family = FAMILIES[family_name]
+    found = Exploration(family_name)
+    for schedule in replay:  # explicit regressions first, like @example
+        try:
+            _run_one(executor, schedule, family, params, found)
+        except ScheduleFailed as failure:
+            found.failure = failure
+            found.deterministic = _replays_the_same(executor, failure)
+            return found
+
+    @settings(deadline=None, suppress_health_check=list(HealthCheck))
+    @given(schedules(family, params))
+    def scenario(schedule: Schedule) -> None:
+        _run_one(executor, schedule, family, params, found)
+
+    try:
+        scenario()
+    except ScheduleFailed as failure:  # hypothesis re-raises the minimal example last
+        found.failure = failure
+        notes = getattr(failure, "__notes__", None) or []
+        found.hypothesis_note = "\n".join(n for n in notes if "reproduce_failure" in n or "Falsifying" in n) or None
+        found.deterministic = _replays_the_same(executor, failure)
+    return found
+
+
+def _replays_the_same(executor: Executor, failure: ScheduleFailed) -> bool:
+    """Determinism self-check: the minimal schedule, run again, must give the same outcomes."""
+    again = executor.run(failure.schedule)
+    return again.outcomes() == failure.trace.outcomes()

@@ -1,0 +1,72 @@
+"""Hypothesis strategies that draw schedules, guided by the model, one step at a time.
+
+At each step the runnable actors are offered current-actor-first, so shrinking (which moves sampled_from toward
+earlier elements) tends toward fewer context switches; the concrete steps an actor may take are enumerated
+simplest-first for the same reason. The model, advanced with its own prediction, says who is blocked and which
+earlier blocked call a step releases — the executor's timing hints.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from .families import Family
+from .model import BLOCKED, Model
+from .params import ModelParams
+from .schedule import Schedule, Step
+
+def _predict(allowed: frozenset[str] | None) -> str:
+    # "ok" sorts first: when the module may either accept or refuse, the generator assumes it accepts, which can
+    # only make the executor wait a block window too many, never mistake a real block for a hang.
+    return "ok" if allowed is None else sorted(allowed)[0]
+
+
+def _bump(counter: dict[str, int], step: Step) -> None:
+    ref = step.args.get("ref")
+    if isinstance(ref, str):
+        prefix = ref.rstrip("0123456789")
+        counter[prefix] = counter.get(prefix, 0) + 1
+
+
+@st.composite
+def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
+    model = family.new_model(params)
+    actors = draw(st.integers(1, family.max_actors), label="actors")
+    length = draw(st.integers(1, family.max_steps), label="length")
+    counter: dict[str, int] = {}
+    steps: list[Step] = []
+    current = 0
+    while len(steps) < length:
+        blocked = model.blocked_actors()
+        runnable = [current] + [a for a in range(actors) if a != current]
+        runnable = [a for a in runnable if a not in blocked]
+        if not runnable:
+            break
+        actor = draw(st.sampled_from(runnable), label="actor")
+        options = [s for s in family.candidates(model, actor, counter) if _fits(model, actor, s)]
+        if not options:
+            break
+        step = draw(st.sampled_from(options), label="step")
+        index = len(steps)
+        exp = model.expect(actor, step)
+        outcome = BLOCKED if exp.blocks else _predict(exp.allowed)
+        resumed = model.advance(index, actor, step, outcome)
+        unblocks: list[int] = []
+        while resumed:
+            j, a_j, s_j, e_j = resumed.pop(0)
+            unblocks.append(j)
+            resumed += model.advance(j, a_j, s_j, _predict(e_j.allowed))
+        steps.append(Step(actor, step.op, step.args, expect_block=exp.blocks, unblocks=tuple(unblocks)))
+        _bump(counter, step)
+        current = actor
+    return Schedule(family.name, actors, tuple(steps))
+
+
+def _fits(model: Model, actor: int, step: Step) -> bool:
+    """At most one waiter per session lock (which of two waiters wakes first is up to the OS, not the schedule),
+    and none on a lock the model knows is held for good (a declared finding: it would only cost a restart)."""
+    exp = model.expect(actor, step)
+    if not exp.blocks:
+        return True
+    target = model.lock_target(actor, step)
+    return target is not None and target not in model.waiters and not model.sessions[target].stuck

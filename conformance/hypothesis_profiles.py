@@ -1,0 +1,32 @@
+"""Hypothesis profiles for scenario exploration, selected with --hypothesis-profile=dev|ci|deep.
+
+Without the option, `ci` is used when the CI environment variable is set and `dev` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# Scenario examples run real PKCS#11 calls in a child process: deadlines are meaningless (the executor bounds
+# every step instead), and "slow" or "large" data is the point, not a problem.
+_COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck))
+
+PROFILES = {
+    "dev": settings(max_examples=40, **_COMMON),
+    "ci": settings(max_examples=60, derandomize=True, database=None, print_blob=True, **_COMMON),
+    "deep": settings(max_examples=1500, print_blob=True, **_COMMON),
+}
+
+
+def register() -> None:
+    for name, profile in PROFILES.items():
+        settings.register_profile(name, profile)
+
+
+def choose(explicit: str | None) -> str:
+    """Load the profile the user named, else ci/dev by environment; returns the name in force."""
+    name = explicit or ("ci" if os.environ.get("CI") else "dev")
+    settings.load_profile(name)
+    return name
