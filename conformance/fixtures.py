@@ -129,6 +129,42 @@ def executor(request: pytest.FixtureRequest, vendor: VendorRuntime, tmp_path_fac
     return state.executors[name]
 
 
+# The provider stress uses only calls python-pkcs11 serialises on the session (or that the module survives
+# concurrently): unserialised concurrent calls crash modules initialised without locking, which is the binding's
+# finding (binding.concurrent_calls_survive), not the provider's.
+STRESS = {"threads": 4, "iterations": 150, "switch_interval": 1e-6, "uses": ["digest", "search", "random"]}
+STRESS_ROUNDS = 3
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[[], dict[str, Any]]:
+    """Free-running stress of the provider (barrier start, tiny switch interval) in the executor child."""
+    meta = _meta(request)
+
+    def run(params: dict[str, Any] = STRESS, rounds: int = STRESS_ROUNDS) -> dict[str, Any]:
+        if not vendor.profile.disposable:
+            pytest.skip("free-running stress can crash a module and has wiped tokens here; "
+                        "it runs only on disposable tokens")
+        result: dict[str, Any] = {}
+        for _ in range(rounds):
+            result = executor.stress(dict(params), timeout=60.0)
+            if result.get("status") != "passed":
+                break
+        meta["note"] = f"{rounds} rounds of {params}"
+        status = result.get("status")
+        if status in ("crashed", "hung"):
+            meta["status"] = status
+        if status != "passed":
+            detail = "\n".join(result.get("violations", [])) or result.get("cause", "")
+            stacks = result.get("stacks")
+            pytest.fail(f"stress {status}: {detail}\n\nnot replayable step by step; run it again with "
+                        f"-k {request.node.originalname} (parameters: {params})" + (f"\n\n{stacks}" if stacks else ""),
+                        pytrace=False)
+        return result
+
+    return run
+
+
 @pytest.fixture
 def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[[str], Exploration]:
     """Explore one scenario family on the vendor; a finding fails the check with the minimal schedule."""

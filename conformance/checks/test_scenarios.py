@@ -40,3 +40,12 @@ def test_provider(scenario):
     searches, partly consumed iterators, attribute reads) and releasing; the opener failing on purpose. Invariants:
     one session while anyone holds it, the same one for every holder, closed after the last release, nothing leaked."""
     scenario("provider")
+
+
+@pytest.mark.check("scenario.provider_stress", layer="provider", spec="python-pkcs11 docs, Reenterant Sessions; --sut contract")
+@pytest.mark.sut
+def test_provider_stress(stress):
+    """Races no schedule can force: threads released together at a barrier, with a tiny switch interval, loop
+    acquire/use/release; every holder must get the same open session, every use must work, and no provider
+    session may be open once all have released."""
+    stress()

@@ -266,9 +266,12 @@ def main() -> int:
         elif cmd == "run" and child is not None:
             child.run(msg)
         elif cmd == "stress" and child is not None:
-            from .stress import run_stress
+            from .stress import run_calls, run_stress
 
-            _emit({"event": "stress", **run_stress(child, msg)})
+            result = (run_calls if msg.get("mode") == "calls" else run_stress)(child, msg)
+            _emit({"event": "stress", **result})
+            if result.get("restart"):
+                os._exit(3)  # stress threads are stuck: this process cannot be reused
         elif cmd == "quit":
             break
     sys.stdout.flush()

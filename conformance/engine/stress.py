@@ -1,0 +1,160 @@
+"""Free-running stress inside the executor child: races that steps cannot force. Threads start together at a
+barrier with a tiny switch interval. Not replayable step by step — reports give the parameters to run it again.
+
+- run_stress: the session provider under test; threads loop acquire → use → release. The harness keeps its own
+  book (under its own lock, never around the provider's calls) and checks as it goes: while anyone holds the
+  session every holder has the same, open one; every use works; afterwards no provider session is open.
+- run_calls: raw PKCS#11 calls from several threads at once, to see whether the module survives them.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import sys
+import tempfile
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from pkcs11 import KeyType, Mechanism
+from pkcs11.constants import Attribute
+
+from .actions import World, _use
+
+_AES, _LABEL, _SHA256 = KeyType.AES, Attribute.LABEL, Mechanism.SHA256
+
+if TYPE_CHECKING:
+    from .child import Child
+
+MAX_VIOLATIONS = 5
+
+
+def run_stress(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+    """The provider under test, many threads at once (see the module docstring)."""
+    threads_n, iterations = int(msg["threads"]), int(msg["iterations"])
+    uses = list(msg.get("uses", ["digest"]))
+    timeout = float(msg.get("timeout", 30.0))
+    world: World = child._new_world()
+    if child.factory is None:
+        return {"status": "error", "violations": ["stress needs the executor started with a --sut factory"]}
+    provider = child.factory(world.open_session)
+    book = threading.Lock()
+    state: dict[str, Any] = {"holders": 0, "current": None}
+    violations: list[str] = []
+    barrier = threading.Barrier(threads_n)
+
+    def violation(text: str) -> None:
+        with book:
+            if len(violations) < MAX_VIOLATIONS:
+                violations.append(text)
+
+    def worker(number: int) -> None:
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            return
+        for k in range(iterations):
+            try:
+                session = provider.acquire()
+            except Exception as exc:  # recorded by class name only
+                violation(f"thread {number}, round {k}: acquire raised {type(exc).__name__}")
+                continue
+            with book:
+                if session is None or child.ground_truth.session_info(session.handle) is None:
+                    violations.append(f"thread {number}, round {k}: acquire returned a session that is not open")
+                elif state["holders"] and session is not state["current"]:
+                    violations.append(f"thread {number}, round {k}: two different sessions held at the same time")
+                state["holders"] += 1
+                state["current"] = session
+            try:
+                world.provider_holds[number] = [session]
+                _use(world, number, uses[k % len(uses)])
+            except Exception as exc:
+                violation(f"thread {number}, round {k}: use({uses[k % len(uses)]!r}) raised {type(exc).__name__}")
+            finally:
+                with book:
+                    state["holders"] -= 1
+                try:
+                    provider.release()
+                except Exception as exc:
+                    violation(f"thread {number}, round {k}: release raised {type(exc).__name__}")
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(float(msg.get("switch_interval", 1e-6)))
+    started = time.perf_counter()
+    try:
+        workers = [threading.Thread(target=worker, args=(n,), name=f"stress{n}", daemon=True) for n in range(threads_n)]
+        for t in workers:
+            t.start()
+        deadline = time.monotonic() + timeout
+        for t in workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        sys.setswitchinterval(previous)
+    elapsed = time.perf_counter() - started
+    if any(t.is_alive() for t in workers):
+        return {"status": "hung", "violations": violations, "stacks": _stacks(), "restart": True}
+    still_open = sum(1 for h in world.provider_handles if child.ground_truth.session_info(h) is not None)
+    if still_open:
+        violations.append(f"{still_open} provider session(s) still open after every thread released")
+    child.ground_truth.close_all_sessions(child.token.slot.slot_id)
+    return {
+        "status": "failed" if violations else "passed",
+        "violations": violations,
+        "open_calls": world.open_calls,
+        "operations": threads_n * iterations,
+        "elapsed_s": round(elapsed, 3),
+    }
+
+
+CALLS = {
+    "keygen": lambda s, key: s.generate_key(_AES, 128, store=False),
+    "attribute": lambda s, key: key[_LABEL],
+    "random": lambda s, key: s.generate_random(128),
+    "digest": lambda s, key: s.digest(b"conformance", mechanism=_SHA256),
+}
+
+
+def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+    """Several threads making PKCS#11 calls at the same time, each on a session of its own (or one shared):
+    the binding releases the GIL around every call, so the module sees truly concurrent calls."""
+    threads_n, iterations = int(msg["threads"]), int(msg["iterations"])
+    calls = [CALLS[c] for c in msg["calls"]]
+    shared = bool(msg.get("shared", False))
+    timeout = float(msg.get("timeout", 30.0))
+    opener = child.token.open(rw=True, user_pin=child.pin)
+    sessions = [opener if shared else child.token.open(rw=True) for _ in range(threads_n)]
+    keys = [s.generate_key(_AES, 128, store=False, label="pkcs11-conformance-race") for s in sessions]
+    errors: list[str] = []
+    barrier = threading.Barrier(threads_n)
+
+    def worker(n: int) -> None:
+        try:
+            barrier.wait(timeout)
+            for k in range(iterations):
+                calls[k % len(calls)](sessions[n], keys[n])
+        except Exception as exc:
+            errors.append(f"thread {n}: {type(exc).__name__}")
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(float(msg.get("switch_interval", 1e-6)))
+    try:
+        workers = [threading.Thread(target=worker, args=(n,), name=f"calls{n}", daemon=True) for n in range(threads_n)]
+        for t in workers:
+            t.start()
+        deadline = time.monotonic() + timeout
+        for t in workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        sys.setswitchinterval(previous)
+    if any(t.is_alive() for t in workers):
+        return {"status": "hung", "violations": errors, "stacks": _stacks(), "restart": True}
+    child.ground_truth.close_all_sessions(child.token.slot.slot_id)
+    return {"status": "failed" if errors else "passed", "violations": errors[:MAX_VIOLATIONS]}
+
+
+def _stacks() -> str:
+    with tempfile.TemporaryFile("w+") as fh:
+        faulthandler.dump_traceback(fh, all_threads=True)
+        fh.seek(0)
+        return fh.read()
