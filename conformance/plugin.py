@@ -89,7 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(str(exc)) from None
         run = RunInfo.new(sut=sut_spec, hypothesis_profile=profile_name)
         writer = ResultsWriter(Path(config.getoption(options.CONFORMANCE_JSON)), run, vendors)
-        config.pluginmanager.register(ResultsCollector(config, writer), "conformance.collector")
+        config.pluginmanager.register(ResultsCollector(config, writer, state.secrets), "conformance.collector")
 
 
 def _scratch(config: pytest.Config) -> Path:

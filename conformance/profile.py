@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,11 +132,12 @@ class VendorProfile:
             module["env"] = dict(self.env)
         out: dict[str, Any] = {
             "name": self.name,
-            "description": self.description,
             "module": module,
             "token": token,
             "provisioning": {"kind": self.provisioning},
         }
+        if self.description:
+            out["description"] = self.description
         if self.deviations:
             out["deviations"] = [d.to_dict() for d in self.deviations]
         return out
@@ -145,6 +147,8 @@ class VendorProfile:
         where = source or "profile"
         _no_unknown(data, {"name", "description", "module", "token", "provisioning", "deviations"}, where)
         name = _str(data, "name", where, required=True)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+            raise ProfileError(f"{where}: name {name!r}: use letters, digits, '.', '_' and '-' only (it names files and results)")
         description = _str(data, "description", where) or ""
 
         module = _table(data, "module", where, required=True)

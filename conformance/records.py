@@ -89,6 +89,8 @@ class RecordBuilder:
         """Feed a report; returns the finished Record after the item's teardown report."""
         meta = check_properties(report)
         if meta is None:
+            if report.nodeid in self._pending and report.failed:
+                return self._worker_died(report)
             return None
         state = self._pending.setdefault(report.nodeid, {"phases": {}, "duration": 0.0})
         state["meta"] = meta  # the latest phase carries the most (observed values are added during call)
@@ -119,6 +121,18 @@ class RecordBuilder:
             reproducer=Reproducer.from_dict(rep) if rep else None,
             trace=meta.get("trace"),
             nodeid=report.nodeid,
+        )
+
+
+    def _worker_died(self, report: pytest.TestReport) -> Record:
+        """pytest-xdist's report for a check whose worker process died mid-check (no user_properties on it)."""
+        state = self._pending.pop(report.nodeid)
+        meta = state["meta"]
+        text = str(report.longrepr).strip().splitlines()
+        return Record(
+            check=meta["check"], vendor=meta["vendor"], layer=meta["layer"], outcome="crashed",
+            reason=text[-1] if text else "the worker process died", spec=meta.get("spec", ""),
+            duration_s=state["duration"], nodeid=report.nodeid,
         )
 
 

@@ -66,10 +66,14 @@ def resolve(names: Sequence[str], files: Sequence[str], dirs: Sequence[Path]) ->
         selected.append(_usable(load_profile(file)))
     unique: dict[str, VendorProfile] = {}
     for profile in selected:
-        if profile.name in unique and unique[profile.name].source != profile.source:
+        if profile.name in unique and not _same_file(unique[profile.name].source, profile.source):
             raise ProfileError(f"two profiles are named {profile.name!r} ({unique[profile.name].source}, {profile.source}); rename one")
         unique.setdefault(profile.name, profile)
     return list(unique.values())
+
+
+def _same_file(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
 
 
 def _usable(profile: VendorProfile) -> VendorProfile:

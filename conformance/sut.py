@@ -33,8 +33,9 @@ def load_factory(spec: str) -> ProviderFactory:
         raise SutError(f"--sut={spec!r}: expected MODULE:FACTORY, e.g. --sut=mypool:make_provider")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise SutError(f"--sut={spec!r}: cannot import {module_name!r} ({exc}); check the module is on sys.path") from None
+    except Exception as exc:  # a user's module may fail at import in any way: one line, never a traceback
+        raise SutError(f"--sut={spec!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc}); "
+                       "check the module is on sys.path and imports cleanly") from None
     factory = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)

@@ -43,7 +43,7 @@ def find_token(lib: Any, label: str | None, uri: str | None) -> Any:
     matches = [t for t in tokens if all(_token_value(t, k) == v for k, v in wanted.items())]
     if len(matches) == 1:
         return matches[0]
-    present = ", ".join(repr(_token_value(t, "token")) for t in tokens) or "none"
+    present = ", ".join(repr(v) for t in tokens if (v := _token_value(t, "token"))) or "none"
     what = uri or f"label {label!r}"
     if not matches:
         raise TokenNotFound(f"no token matches {what} (tokens present: {present}); fix the profile's token selection")

@@ -117,9 +117,12 @@ class InnerRun:
 
 
 # The inner runs this module judges; each costs seconds, so each is made once and shared by the tests that read it.
+# serial/parallel leave out `concurrency` checks: their outcomes may differ from run to run (races, stress), and what
+# is judged here is the harness carrying every result across xdist workers, not the checks' determinism.
+DETERMINISTIC = ("-m", "not concurrency")
 RUNS: dict[str, dict[str, Any]] = {
-    "serial": {"args": (*CHECKS, "-n", "0")},
-    "parallel": {"args": (*CHECKS, "-n", "2")},
+    "serial": {"args": (*CHECKS, *DETERMINISTIC, "-n", "0")},
+    "parallel": {"args": (*CHECKS, *DETERMINISTIC, "-n", "2")},
     "sut": {"args": (*CHECKS, "-m", "sut")},
     "fakes": {"args": ("-v",), "files": {"test_fake_checks": FAKE_CHECKS}},
     "crash": {"args": ("-n", "1"), "files": {"test_fake_crash": CRASHING_CHECK}},
@@ -257,9 +260,6 @@ def test_results_written_when_a_check_fails(inner_run):
     assert len(run.doc["results"]) == 8
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: plugin.py collects RunState.secrets but nothing redacts records, so a PIN a check "
-                          "observes or prints lands in results.json and report.html")
 def test_pin_never_reaches_the_results(inner_run, softhsm_profile):
     """A PIN that a check observes or puts in its failure message is redacted in the results JSON."""
     pin = load_profile(softhsm_profile).user_pin.reveal()
@@ -269,9 +269,6 @@ def test_pin_never_reaches_the_results(inner_run, softhsm_profile):
     assert pin not in json.dumps(record["observed"])
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: records.py RecordBuilder ignores pytest-xdist's crash report (when='???', no "
-                          "user_properties), so a check whose worker died has no result at all")
 def test_crashed_worker_is_recorded_as_crashed(inner_run):
     """A check whose xdist worker dies is recorded with outcome "crashed"."""
     run = inner_run("crash")
@@ -279,14 +276,20 @@ def test_crashed_worker_is_recorded_as_crashed(inner_run):
     assert [(r["check"], r["outcome"]) for r in run.doc["results"]] == [("fake.crashes", "crashed")]
 
 
+def declared_checks(layer: str) -> set[str]:
+    """Ids of the checks in conformance/checks that declare this layer in their check marker."""
+    pattern = re.compile(rf'@pytest\.mark\.check\(\s*"([^"]+)",\s*layer="{layer}"')
+    return {m for path in Path(conformance.checks.__file__).parent.glob("test_*.py")
+            for m in pattern.findall(path.read_text(encoding="utf-8"))}
+
+
 def test_sut_marker_selects_exactly_provider_checks(inner_run):
-    """-m sut runs exactly the provider checks (every check id starts with "provider.")."""
+    """-m sut runs exactly the checks of layer "provider" (all of them, nothing else)."""
     run = inner_run("sut")
     assert run.result.ret in RAN, run.output
     checks = [r["check"] for r in run.doc["results"]]
-    assert checks and all(c.startswith("provider.") for c in checks), checks
-    provider_tests = (Path(conformance.checks.__file__).parent / "test_provider.py").read_text(encoding="utf-8")
-    assert set(checks) == set(re.findall(r'@pytest\.mark\.check\("(provider\.[^"]+)"', provider_tests))
+    assert len(checks) == len(set(checks))
+    assert set(checks) == declared_checks("provider")
 
 
 def test_markers_are_registered(run_inner):

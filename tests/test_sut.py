@@ -75,9 +75,6 @@ def test_bad_spec_names_the_fix(spec, fix):
     assert fix in str(excinfo.value)
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeError,
-                   reason="bug: sut.py load_factory catches only ImportError, so a --sut module that raises while "
-                          "importing escapes as an INTERNALERROR traceback instead of a usage error")
 def test_module_failing_at_import_is_a_sut_error(fake_sut_module):
     """A --sut module that raises while it is imported gives SutError naming the module, not a traceback."""
     module = fake_sut_module("fake_pool_broken", "raise RuntimeError('broken at import')\n")
