@@ -14,9 +14,12 @@ from .plugin import STATE
 from .records import PROPERTY
 from .runtime import VendorRuntime, VendorUnavailable, start
 from .engine.executor import Executor, ExecutorError, Limits
-from .engine.scenario import Exploration, explore
-from .engine.schedule import Schedule
-from .sut import SessionProvider, check_provider
+from .engine.families import FAMILIES
+from .engine.judge import judge
+from .engine.params import ModelParams
+from .engine.planning import plan
+from .engine.scenario import Exploration, ScheduleFailed, explore
+from .engine.schedule import Schedule, Step, Trace
 from .tokens import binding_version
 
 
@@ -77,33 +80,6 @@ def observe(request: pytest.FixtureRequest) -> Callable[[Any], None]:
 
 
 @pytest.fixture
-def open_session(vendor: VendorRuntime) -> Callable[[], Any]:
-    """The --sut contract's open_session: a new R/W session on the vendor's token with the user logged in."""
-
-    def open_session() -> Any:
-        return vendor.open_session(login=True, rw=True)
-
-    return open_session
-
-
-@pytest.fixture
-def make_provider(request: pytest.FixtureRequest) -> Callable[[Callable[[], Any]], SessionProvider]:
-    """Build a fresh --sut provider around a given opener (checks use it to make the opener fail on purpose)."""
-    state = request.config.stash[STATE]
-
-    def make(opener: Callable[[], Any]) -> SessionProvider:
-        return check_provider(state.sut_factory(opener), state.sut_spec)
-
-    return make
-
-
-@pytest.fixture
-def provider(make_provider: Callable[[Callable[[], Any]], SessionProvider], open_session: Callable[[], Any]) -> SessionProvider:
-    """A fresh session provider from --sut for this check (the documented refcounted session by default)."""
-    return make_provider(open_session)
-
-
-@pytest.fixture
 def limits(request: pytest.FixtureRequest) -> Limits:
     """--block-window (how long a call is watched before it counts as blocked) and --step-timeout (how long a
     call that should return is given)."""
@@ -134,6 +110,7 @@ def executor(request: pytest.FixtureRequest, vendor: VendorRuntime, tmp_path_fac
 # finding (binding.concurrent_calls_survive), not the provider's.
 STRESS = {"threads": 4, "iterations": 150, "switch_interval": 1e-6, "uses": ["digest", "search", "random"]}
 STRESS_ROUNDS = 3
+STRESS_TIMEOUT_S = 15.0  # a round takes well under a second; past this it is hung
 
 
 @pytest.fixture
@@ -147,7 +124,7 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
                         "it runs only on disposable tokens")
         result: dict[str, Any] = {}
         for _ in range(rounds):
-            result = executor.stress(dict(params), timeout=60.0)
+            result = executor.stress(dict(params), timeout=STRESS_TIMEOUT_S)
             if result.get("status") != "passed":
                 break
         meta["note"] = f"{rounds} rounds of {params}"
@@ -165,6 +142,24 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
     return run
 
 
+def _fail_with(request: pytest.FixtureRequest, meta: dict[str, Any], vendor: VendorRuntime, failure: ScheduleFailed,
+               deterministic: bool | None, hypothesis_note: str | None) -> None:
+    """Report a failing schedule: layer and crashed/hung status into the record, reproducer, readable program."""
+    meta["layer"] = failure.verdict.layer
+    if failure.verdict.status in ("crashed", "hung"):
+        meta["status"] = failure.verdict.status
+    meta["reproducer"] = {"schedule": [s.to_dict() for s in failure.schedule.steps], "hypothesis": hypothesis_note}
+    determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
+                   None: ""}[deterministic]
+    pytest.fail(f"{failure}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} --replay=RESULTS.json "
+                f"-k {request.node.originalname}", pytrace=False)
+
+
+def _params(vendor: VendorRuntime) -> ModelParams:
+    versions = {"python-pkcs11": binding_version(), "library": "%d.%d" % vendor.lib.library_version}
+    return model_params(vendor.profile, versions)
+
+
 @pytest.fixture
 def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[[str], Exploration]:
     """Explore one scenario family on the vendor; a finding fails the check with the minimal schedule."""
@@ -172,26 +167,36 @@ def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Ex
     meta = _meta(request)
 
     def run(family: str) -> Exploration:
-        versions = {"python-pkcs11": binding_version(), "library": "%d.%d" % vendor.lib.library_version}
-        params = model_params(vendor.profile, versions)
         replay = [Schedule.from_steps(family, r["schedule"]) for r in state.replays.get(meta["check"], [])]
         try:
-            found = explore(executor, family, params, replay)
+            found = explore(executor, family, _params(vendor), replay)
         except ExecutorError as exc:
             pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
         meta["observed"] = {point: sorted(values) for point, values in sorted(found.observed.items())} or None
         meta["note"] = f"{found.examples} examples ({state.hypothesis_profile} profile), executor restarts: {executor.restarts}"
         if found.failure is not None:
-            failure = found.failure
-            meta["layer"] = failure.verdict.layer
-            if failure.verdict.status in ("crashed", "hung"):
-                meta["status"] = failure.verdict.status
-            meta["reproducer"] = {"schedule": [s.to_dict() for s in failure.schedule.steps],
-                                  "hypothesis": found.hypothesis_note}
-            determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
-                           None: ""}[found.deterministic]
-            pytest.fail(f"{failure}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} --replay=RESULTS.json "
-                        f"-k {request.node.originalname}", pytrace=False)
+            _fail_with(request, meta, vendor, found.failure, found.deterministic, found.hypothesis_note)
         return found
+
+    return run
+
+
+@pytest.fixture
+def play(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[..., Trace]:
+    """Run a fixed list of steps in the executor child, judged by the model like any drawn schedule: a scripted
+    scenario. Returns the trace (for characterising checks to read a step's outcome)."""
+    meta = _meta(request)
+
+    def run(family: str, *steps: Step) -> Trace:
+        params = _params(vendor)
+        schedule = plan(FAMILIES[family], params, steps)
+        try:
+            trace = executor.run(schedule)
+        except ExecutorError as exc:
+            pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
+        verdict = judge(schedule, trace, FAMILIES[family].new_model(params))
+        if verdict.failed:
+            _fail_with(request, meta, vendor, ScheduleFailed(schedule, trace, verdict), None, None)
+        return trace
 
     return run

@@ -72,9 +72,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         STEP_TIMEOUT,
         type=float,
-        default=2.0,
+        default=1.0,
         metavar="SECONDS",
-        help="a call not expected to block that has not returned after this long is hung (default: 2)",
+        help="a call not expected to block that has not returned after this long is hung (default: 1; "
+        "raise it for slow or remote HSMs)",
     )
     group.addoption(
         REPLAY,

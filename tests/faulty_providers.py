@@ -146,13 +146,14 @@ counts_failed_open = CountsFailedOpenProvider
 crashing = CrashingProvider
 hanging = HangingProvider
 
-# What each fault must be caught as: (check id, outcome).
+# What each fault must be caught as: (check id, acceptable outcomes). The lock-free race is caught by the
+# free-running stress, whose outcome depends on how the race falls: a refused second login, or a module crash.
 EXPECTED = {
-    "never_closes": ("scenario.provider", "failed"),
-    "closes_early": ("scenario.provider", "failed"),
-    "session_per_acquire": ("scenario.provider", "failed"),
-    "counts_failed_open": ("scenario.provider", "failed"),
-    "crashing": ("scenario.provider", "crashed"),
-    "hanging": ("scenario.provider", "hung"),
-    "no_lock": ("scenario.provider_stress", "failed"),
+    "never_closes": ("scenario.provider", {"failed"}),
+    "closes_early": ("scenario.provider", {"failed"}),
+    "session_per_acquire": ("scenario.provider", {"failed"}),
+    "counts_failed_open": ("scenario.provider", {"failed"}),
+    "crashing": ("scenario.provider", {"crashed"}),
+    "hanging": ("scenario.provider", {"hung"}),
+    "no_lock": ("scenario.provider_stress", {"failed", "crashed"}),
 }

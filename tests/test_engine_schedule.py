@@ -226,5 +226,6 @@ def test_outcome_is_the_comparable_summary(result: StepResult, outcome: str) -> 
 
 def test_trace_outcomes_are_in_step_order() -> None:
     """Trace.outcomes() lists each result's outcome."""
-    trace = Trace((StepResult(0, "ok"), StepResult(1, "raised", error="SessionClosed"), StepResult(2, "ok", value="item")))
+    trace = Trace((StepResult(0, "ok"), StepResult(1, "raised", error="SessionClosed"),
+                   StepResult(2, "ok", value="item")))
     assert trace.outcomes() == ("ok", "raises:SessionClosed", "ok:item")

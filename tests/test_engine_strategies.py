@@ -1,4 +1,4 @@
-"""Properties of the drawn schedules, for every family: serialisable, consistent timing hints, agreeing with the judge."""
+"""Properties of drawn schedules, for every family: serialisable, consistent timing hints, agreeing with the judge."""
 
 from __future__ import annotations
 

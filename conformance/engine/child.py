@@ -80,6 +80,7 @@ class Child:
         self.ground_truth = GroundTruth(init["module"])
         self.pin = init["pin"]
         self.factory = None
+        self.sut_spec = init.get("sut") or ""
         if init.get("sut"):
             from ..sut import load_factory
 
@@ -122,9 +123,13 @@ class Child:
         self._ensure_actors(schedule.actors)
         world = self.world_ref[0]
         if schedule.family == "provider":
-            if self.factory is None:
-                raise RuntimeError("provider schedules need the executor started with a --sut factory")
-            world.provider = self.factory(world.open_session)
+            from ..sut import SutError, check_provider
+
+            try:
+                world.provider = check_provider(self.factory(world.open_session), self.sut_spec)  # type: ignore[misc]
+            except (SutError, TypeError) as exc:
+                _emit({"event": "error", "error": type(exc).__name__, "detail": str(exc)[:300]})
+                return
         family = FAMILIES[schedule.family]
         if family.fixture:
             self._open_fixture(login=family.logged_in)

@@ -42,6 +42,7 @@ class Executor:
         self.limits = limits
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
+        self._eof = False
         self.restarts = 0
         self.pids: list[int] = []
 
@@ -57,6 +58,7 @@ class Executor:
         )
         stderr.close()
         self._lines = queue.Queue()
+        self._eof = False
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
         self._send({"cmd": "init", **self._init})
         reply = self._read(self.limits.startup_timeout)
@@ -79,18 +81,22 @@ class Executor:
         self._proc.stdin.flush()
 
     def _read(self, timeout: float) -> dict[str, Any] | None:
-        """The next message, or None when the child died or said nothing for `timeout` seconds."""
+        """The next message, or None when the child closed its output (died) or said nothing for `timeout` s."""
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
             return None
-        return None if line is None else json.loads(line)
+        if line is None:
+            self._eof = True
+            return None
+        return json.loads(line)
 
     def _death(self) -> str:
-        """Why the child is gone: a signal name, an exit code, or 'unresponsive'."""
+        """Why the child stopped answering: a signal name or exit code if it died, else 'unresponsive'."""
         assert self._proc is not None
+        # After EOF the process is exiting (faulthandler may still be writing its dump): give it time to finish.
         try:
-            code = self._proc.wait(timeout=2)
+            code = self._proc.wait(timeout=10 if self._eof else 0.1)
         except subprocess.TimeoutExpired:
             return "unresponsive"
         return signal.Signals(-code).name if code < 0 else f"exit {code}"
@@ -132,7 +138,7 @@ class Executor:
             msg = self._read(max(0.0, deadline - time.monotonic()))
             if msg is None:
                 # Dead (crashed) or silent past every bound (hung without being able to say so).
-                cause = self._death() if self._proc and self._proc.poll() is not None else "unresponsive"
+                cause = self._death()
                 self._kill()
                 status = "hung" if cause == "unresponsive" else "crashed"
                 return self._cut(schedule, results, status, crashed=None if status == "hung" else cause)
@@ -140,6 +146,8 @@ class Executor:
             if event == "step":
                 result = StepResult.from_dict(msg)
                 results[result.index] = result
+            elif event == "error":
+                raise ExecutorError(msg.get("detail") or msg.get("error", "executor error"))
             elif event == "hung":
                 self._kill()
                 return self._cut(schedule, results, "hung", stacks=msg["stacks"], at=msg["index"])
@@ -166,7 +174,7 @@ class Executor:
         self._send({"cmd": "stress", **params})
         msg = self._read(timeout)
         if msg is None:
-            cause = self._death() if self._proc and self._proc.poll() is not None else "unresponsive"
+            cause = self._death()
             self._kill()
             return {"status": "hung" if cause == "unresponsive" else "crashed", "cause": cause}
         msg.pop("event", None)

@@ -37,6 +37,9 @@ class Verdict:
         return self.mismatches[0].layer if self.mismatches else "module"
 
 
+RELEASE_RULE = "python-pkcs11 docs, Concurrency: the lock is released when the iterator is consumed or collected"
+
+
 def _initial(result: StepResult) -> str:
     """What the step did when it was issued: blocked (even if it completed later), or its outcome."""
     if result.status == "blocked" or result.completed_after is not None:
@@ -62,9 +65,14 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
         if result.status in ("crashed", "hung"):
             status = result.status
             cause = trace.crashed or ("no return within the step timeout" if status == "hung" else "")
-            mismatches.append(Mismatch(i, ("a return",), f"{status} ({cause})" if cause else status, "module", "the call must return"))
+            # Blamed on the layer that step exercises: a provider call that dies is the provider's finding.
+            layer = model.expect(step.actor, step).layer
+            mismatches.append(Mismatch(i, ("a return",), f"{status} ({cause})" if cause else status,
+                                       "module" if layer == "harness" else layer, "the call must return"))
             return Verdict(tuple(mismatches), status, _freeze(observed))
         if result.status == "not_run":
+            if result.error == "ActorBusy":  # the executor found the actor still inside an earlier call
+                mismatches.append(Mismatch(i, ("the actor free",), "actor still inside an earlier call", "binding", RELEASE_RULE))
             break
         exp = model.expect(step.actor, step)
         actual = _initial(result)
@@ -74,9 +82,9 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
             j, actor, waiting, exp_j = queue.popleft()
             resumed_at[j] = i
             r_j = results.get(j, StepResult(j, "not_run"))
-            if r_j.status == "blocked":
-                mismatches.append(Mismatch(j, (f"resumes after step {i}",), "still blocked at the end", "binding",
-                                           "python-pkcs11 docs, Concurrency: the lock is released when the iterator is consumed or collected"))
+            if r_j.status == "blocked" or r_j.completed_after not in (None, i):
+                actual = "still blocked at the end" if r_j.status == "blocked" else f"resumed after step {r_j.completed_after}"
+                mismatches.append(Mismatch(j, (f"resumes after step {i}",), actual, "binding", RELEASE_RULE))
                 continue
             final = r_j.outcome()
             check(j, exp_j, final)

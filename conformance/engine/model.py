@@ -190,6 +190,11 @@ class Model:
             return _one(f"{OK}:{self.provider_session}", "provider", rule)
         if self.fail_next_open:
             return _one("raises:ProviderOpenFailed", "provider", "--sut contract: an opener failure propagates from acquire")
+        if self.app_login:
+            # open_session logs in; another session of the application already did (v3.0 §5.6.8).
+            allowed = frozenset(f"{OK}:p{self.provider_count}" if o == OK else o for o in self.p.second_login)
+            return Expectation(allowed, "provider", "v3.0 §5.6.8: opening the shared session logs in again",
+                               "acquire_while_app_logged_in")
         return _one(f"{OK}:p{self.provider_count}", "provider", rule)
 
     def _blocked_by_other(self, actor: int, session: SessionM) -> bool:
@@ -308,6 +313,8 @@ class Model:
         elif op == "acquire":
             if outcome == "raises:ProviderOpenFailed":
                 self.fail_next_open = False
+            elif outcome == "raises:UserAlreadyLoggedIn" and self.p.failed_login_leaks_session:
+                self.leaked += 1
             elif ok:
                 if sum(self.holds.values()) == 0:
                     ref = outcome.split(":", 1)[1]

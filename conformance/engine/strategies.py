@@ -11,14 +11,10 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from .families import Family
-from .model import BLOCKED, Model
+from .model import Model
 from .params import ModelParams
+from .planning import Planner
 from .schedule import Schedule, Step
-
-def _predict(allowed: frozenset[str] | None) -> str:
-    # "ok" sorts first: when the module may either accept or refuse, the generator assumes it accepts, which can
-    # only make the executor wait a block window too many, never mistake a real block for a hang.
-    return "ok" if allowed is None else sorted(allowed)[0]
 
 
 def _bump(counter: dict[str, int], step: Step) -> None:
@@ -30,16 +26,15 @@ def _bump(counter: dict[str, int], step: Step) -> None:
 
 @st.composite
 def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
-    model = family.new_model(params)
+    planner = Planner(family, params)
+    model = planner.model
     actors = draw(st.integers(1, family.max_actors), label="actors")
     length = draw(st.integers(1, family.max_steps), label="length")
     counter: dict[str, int] = {}
-    steps: list[Step] = []
     current = 0
-    while len(steps) < length:
+    while len(planner.steps) < length:
         blocked = model.blocked_actors()
-        runnable = [current] + [a for a in range(actors) if a != current]
-        runnable = [a for a in runnable if a not in blocked]
+        runnable = [a for a in [current] + [a for a in range(actors) if a != current] if a not in blocked]
         if not runnable:
             break
         actor = draw(st.sampled_from(runnable), label="actor")
@@ -47,19 +42,10 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
         if not options:
             break
         step = draw(st.sampled_from(options), label="step")
-        index = len(steps)
-        exp = model.expect(actor, step)
-        outcome = BLOCKED if exp.blocks else _predict(exp.allowed)
-        resumed = model.advance(index, actor, step, outcome)
-        unblocks: list[int] = []
-        while resumed:
-            j, a_j, s_j, e_j = resumed.pop(0)
-            unblocks.append(j)
-            resumed += model.advance(j, a_j, s_j, _predict(e_j.allowed))
-        steps.append(Step(actor, step.op, step.args, expect_block=exp.blocks, unblocks=tuple(unblocks)))
+        planner.add(step)
         _bump(counter, step)
         current = actor
-    return Schedule(family.name, actors, tuple(steps))
+    return planner.schedule(actors)
 
 
 def _fits(model: Model, actor: int, step: Step) -> bool:

@@ -33,7 +33,7 @@ def run_stress(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     """The provider under test, many threads at once (see the module docstring)."""
     threads_n, iterations = int(msg["threads"]), int(msg["iterations"])
     uses = list(msg.get("uses", ["digest"]))
-    timeout = float(msg.get("timeout", 30.0))
+    timeout = float(msg.get("timeout", 10.0))
     world: World = child._new_world()
     if child.factory is None:
         return {"status": "error", "violations": ["stress needs the executor started with a --sut factory"]}
@@ -121,7 +121,7 @@ def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     threads_n, iterations = int(msg["threads"]), int(msg["iterations"])
     calls = [CALLS[c] for c in msg["calls"]]
     shared = bool(msg.get("shared", False))
-    timeout = float(msg.get("timeout", 30.0))
+    timeout = float(msg.get("timeout", 10.0))
     opener = child.token.open(rw=True, user_pin=child.pin)
     sessions = [opener if shared else child.token.open(rw=True) for _ in range(threads_n)]
     keys = [s.generate_key(_AES, 128, store=False, label="pkcs11-conformance-race") for s in sessions]
