@@ -68,13 +68,18 @@ _FN = ctypes.CFUNCTYPE
 _ORDER = (
     "C_Initialize", "C_Finalize", "C_GetInfo", "C_GetFunctionList", "C_GetSlotList", "C_GetSlotInfo",
     "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo", "C_InitToken", "C_InitPIN", "C_SetPIN",
-    "C_OpenSession", "C_CloseSession", "C_CloseAllSessions", "C_GetSessionInfo",
+    "C_OpenSession", "C_CloseSession", "C_CloseAllSessions", "C_GetSessionInfo", "C_GetOperationState",
+    "C_SetOperationState", "C_Login", "C_Logout",
 )
 _SIGNATURES = {
     "C_GetTokenInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_TokenInfo)),
+    "C_CloseSession": _FN(CK_RV, CK_ULONG),
     "C_CloseAllSessions": _FN(CK_RV, CK_ULONG),
     "C_GetSessionInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_SessionInfo)),
+    "C_Login": _FN(CK_RV, CK_ULONG, CK_ULONG, ctypes.c_char_p, CK_ULONG),
+    "C_Logout": _FN(CK_RV, CK_ULONG),
 }
+CKU_USER = 1
 
 
 class _FunctionList(ctypes.Structure):
@@ -136,6 +141,28 @@ class GroundTruth:
             return None if value == CK_UNAVAILABLE_INFORMATION else value
 
         return SessionCounts(known(info.ulSessionCount), known(info.ulRwSessionCount))
+
+    def close_session(self, handle: int) -> bool:
+        """C_CloseSession; False if the handle was no longer a session."""
+        rv = self._functions["C_CloseSession"](handle)
+        if rv in (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED):
+            return False
+        if rv != CKR_OK:
+            raise GroundTruthError(f"C_CloseSession returned {rv:#x}")
+        return True
+
+    def set_login(self, handle: int, pin: str | None) -> None:
+        """Log the application's user in (pin given) or out, through one of its sessions; no-op if already so."""
+        info = self.session_info(handle)
+        if info is None or info.state.logged_in == (pin is not None):
+            return
+        if pin is None:
+            rv = self._functions["C_Logout"](handle)
+        else:
+            data = pin.encode("utf-8")
+            rv = self._functions["C_Login"](handle, CKU_USER, data, len(data))
+        if rv != CKR_OK:
+            raise GroundTruthError(f"{'C_Login' if pin else 'C_Logout'} returned {rv:#x}")
 
     def close_all_sessions(self, slot_id: int) -> None:
         """C_CloseAllSessions: the cheap per-test reset (also returns the token to public state, §5.6.3)."""

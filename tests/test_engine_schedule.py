@@ -115,7 +115,7 @@ def test_unset_optional_fields_are_left_out_of_the_dict() -> None:
     """Defaults are omitted from to_dict, so reproducers in results files stay short."""
     assert Step(0, "drop", {"iterator": "it0"}).to_dict() == {"actor": 0, "op": "drop", "args": {"iterator": "it0"}}
     assert StepResult(3, "ok").to_dict() == {"index": 3, "status": "ok", "duration_us": 0.0}
-    assert Trace(()).to_dict() == {"results": [], "reset_us": 0.0}
+    assert Trace(()).to_dict() == {"results": [], "reset_us": 0.0, "run_us": 0.0}
 
 
 def test_duration_is_kept_to_a_tenth_of_a_microsecond() -> None:

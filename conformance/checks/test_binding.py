@@ -13,4 +13,4 @@ def test_concurrent_calls_survive(stress):
     C_Initialize(NULL) tells the module nothing will call it from several threads at once. Four threads, each on a
     session of its own, generate keys and read attributes at once; the module must survive (run in the executor
     child: a crash or hang is reported as such, not as a dead test run)."""
-    stress({"mode": "calls", "threads": 4, "iterations": 300, "calls": ["keygen", "attribute"]}, rounds=3)
+    stress({"mode": "calls", "threads": 4, "iterations": 300, "calls": ["keygen", "attribute", "random"]}, rounds=3)

@@ -119,6 +119,12 @@ def _drop(w: World, actor: int, iterator: str) -> Any:
     return None
 
 
+def _discard(w: World, actor: int, iterator: str) -> Any:
+    """Reset only (not in the model's vocabulary): drop without a collection pass; refcounting finalises it here."""
+    w.iterators.pop(iterator, None)
+    return None
+
+
 def _digest(w: World, actor: int, session: str) -> Any:
     w.sessions[session].digest(b"conformance", mechanism=Mechanism.SHA256)
     return None
@@ -201,6 +207,7 @@ ACTIONS: dict[str, Callable[..., Any]] = {
     "next": _next,
     "consume": _consume,
     "drop": _drop,
+    "discard": _discard,
     "digest": _digest,
     "random": _random,
     "encrypt": _encrypt,

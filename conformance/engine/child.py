@@ -22,6 +22,7 @@ from .actions import ACTIONS, FIXTURE_LABEL, FIXTURE_OBJECTS, World
 from .families import FAMILIES
 from .schedule import Schedule, Step, StepResult
 
+_STDOUT = sys.stdout.fileno()
 _RESET = object()
 _STOP = object()
 
@@ -57,11 +58,12 @@ class Actor:
                 status, error, value = "raised", type(exc).__name__, None
                 exc.__traceback__ = None  # frames must not keep iterators alive
                 del exc
-            duration = (time.perf_counter() - started) * 1e6
+            ended = time.perf_counter()
+            duration = (ended - started) * 1e6
             if step.op in ("next", "consume", "use_partial") and status == "ok":
                 world.iterator_owner.setdefault(step.args.get("iterator", step.args.get("ref")), self.number)
             self.busy_step = None
-            self._done.put(("step", index, (status, error, value, duration)))
+            self._done.put(("step", index, (status, error, value, duration, ended)))
 
 
 class Child:
@@ -98,13 +100,30 @@ class Child:
     def _new_world(self) -> World:
         return World(self.token, self.pin, self.ground_truth)
 
-    def _open_fixture(self, login: bool) -> None:
-        """The session holding the data objects every search finds (public objects); with login=True it also
-        stands for "the application is already logged in", so key operations work on every session."""
+    def close_everything(self) -> None:
+        """C_CloseAllSessions, fixture included (after free-running stress, where handles are not tracked)."""
+        self.ground_truth.close_all_sessions(self.token.slot.slot_id)
+        self.fixture = None
+
+    def prepare(self, family: Any) -> None:
+        """The family's starting state: the fixture session there or not, the application logged in or not.
+        Kept from example to example (re-creating it, with a C_Login, would cost more than the example)."""
+        if not family.fixture:
+            if self.fixture is not None:
+                self.ground_truth.close_session(self.fixture.handle)
+                self.fixture = None
+            return
+        if self.fixture is None or self.ground_truth.session_info(self.fixture.handle) is None:
+            self._open_fixture()
+        self.ground_truth.set_login(self.fixture.handle, self.pin if family.logged_in else None)
+
+    def _open_fixture(self) -> None:
+        """The session holding the data objects every search finds (public session objects); it also carries the
+        application's login for the families that start logged in."""
         from pkcs11 import ObjectClass
         from pkcs11.constants import Attribute
 
-        self.fixture = self.token.open(rw=True, user_pin=self.pin if login else None)
+        self.fixture = self.token.open(rw=True)
         for i in range(FIXTURE_OBJECTS):
             self.fixture.create_object({
                 Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: False, Attribute.PRIVATE: False,
@@ -130,68 +149,76 @@ class Child:
             except (SutError, TypeError) as exc:
                 _emit({"event": "error", "error": type(exc).__name__, "detail": str(exc)[:300]})
                 return
-        family = FAMILIES[schedule.family]
-        if family.fixture:
-            self._open_fixture(login=family.logged_in)
+        self.prepare(FAMILIES[schedule.family])
         results: dict[int, StepResult] = {}
         finished: set[int] = set()
         self.ignored.clear()
 
-        def absorb(item: tuple[str, int, Any], after: int) -> None:
+        dispatched: list[float] = []  # when each step was handed to its actor
+
+        def absorb(item: tuple[str, int, Any]) -> None:
             kind, index, payload = item
             if kind != "step":
                 return
-            status, error, value, duration = payload
+            status, error, value, duration, ended = payload
             ignored = tuple(e for t, e in self.ignored if t == f"actor{schedule.steps[index].actor}")
             self.ignored[:] = [(t, e) for t, e in self.ignored if t != f"actor{schedule.steps[index].actor}"]
             was_blocked = index in results and results[index].status == "blocked"
-            result = StepResult(index, status, error, value, duration, after if was_blocked else None, ignored)
+            # A blocked call returned after the last step that had been dispatched by then (timestamps, not the
+            # moment we happened to read the result).
+            after = max((k for k, t in enumerate(dispatched) if t <= ended), default=None) if was_blocked else None
+            result = StepResult(index, status, error, value, duration, after, ignored)
             results[index] = result
             finished.add(index)
             _emit({"event": "step", **result.to_dict()})
 
-        def wait_for(index: int, seconds: float, after: int) -> bool:
+        def wait_for(index: int, seconds: float) -> bool:
             deadline = time.monotonic() + seconds
             while index not in finished:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 try:
-                    absorb(self.done.get(timeout=remaining), after)
+                    absorb(self.done.get(timeout=remaining))
                 except queue.Empty:
                     return False
             return True
 
+        run_started = time.perf_counter()
         for i, step in enumerate(schedule.steps):
             actor = self.actors[step.actor]
             if actor.busy_step is not None:
                 # The model believed this actor free; it is still inside an earlier call.
                 result = StepResult(i, "not_run", "ActorBusy")
+                dispatched.append(float("inf"))
                 results[i] = result
                 _emit({"event": "step", **result.to_dict()})
                 continue
+            dispatched.append(time.perf_counter())
             actor.inbox.put((i, step))
             if step.expect_block:
-                if not wait_for(i, window, i):
+                if not wait_for(i, window):
                     results[i] = StepResult(i, "blocked")
                     _emit({"event": "step", **results[i].to_dict()})
-            elif not wait_for(i, timeout, i):
+            elif not wait_for(i, timeout):
                 self._hung(i, schedule)
                 return
             for j in step.unblocks:
-                if j not in finished and not wait_for(j, timeout, i):
+                if j not in finished and not wait_for(j, timeout):
                     self._hung(j, schedule)
                     return
+        run_us = (time.perf_counter() - run_started) * 1e6
         # Let any unexpected late completions land before the verdict.
         while True:
             try:
-                absorb(self.done.get_nowait(), len(schedule.steps))
+                absorb(self.done.get_nowait())
             except queue.Empty:
                 break
         final = self._final(world)
         started = time.perf_counter()
         restart = not self._reset(timeout)
-        _emit({"event": "done", "final": final, "reset_us": (time.perf_counter() - started) * 1e6, "restart": restart})
+        _emit({"event": "done", "final": final, "reset_us": (time.perf_counter() - started) * 1e6, "run_us": run_us,
+               "restart": restart})
 
     def _final(self, world: World) -> dict[str, Any]:
         """Ground truth at the end of the example: which session refs are open, and sessions nobody accounts for."""
@@ -205,6 +232,8 @@ class Child:
             probe = range(lo, hi + 9)
             leaked = sum(1 for h in probe if h not in known and self.ground_truth.session_info(h) is not None)
         final: dict[str, Any] = {"alive_refs": alive, "leaked": leaked}
+        if self.fixture is not None and self.ground_truth.session_info(self.fixture.handle) is None:
+            final["fixture_closed"] = True  # a step closed a session it did not open
         if world.provider is not None:
             final["provider_open"] = sum(1 for h in world.provider_handles if self.ground_truth.session_info(h) is not None)
             final["open_calls"] = world.open_calls
@@ -219,7 +248,8 @@ class Child:
         owners = dict(world.iterator_owner)
         for ref, owner in owners.items():
             if ref in world.iterators and owner < len(self.actors):
-                self.actors[owner].inbox.put((-1, Step(owner, "drop", {"iterator": ref})))
+                # The owner drops it, so the session lock is released by the thread that holds it.
+                self.actors[owner].inbox.put((-1, Step(owner, "discard", {"iterator": ref})))
         for actor in self.actors:
             actor.inbox.put(_RESET)
         pending = len(self.actors)
@@ -234,9 +264,16 @@ class Child:
         world.iterators.clear()
         world.provider = None
         self.world_ref[0] = self._new_world()
-        gc.collect()
-        self.fixture = None
-        self.ground_truth.close_all_sessions(self.token.slot.slot_id)
+        # Close every session the example opened (leaked ones too: live handles around the ones we know), but
+        # not the fixture: cheaper than C_CloseAllSessions followed by a new fixture and a new C_Login.
+        fixture = self.fixture.handle if self.fixture is not None else None
+        known = set(world.opened_handles) | {s.handle for s in world.sessions.values()}
+        if known:
+            lo, hi = min(known | ({fixture} if fixture else set())), max(known)
+            probe = range(lo, hi + 9) if hi - lo <= 4096 else sorted(known)
+            for handle in probe:
+                if handle != fixture:
+                    self.ground_truth.close_session(handle)
         return True
 
     def _hung(self, index: int, schedule: Schedule) -> None:
@@ -245,13 +282,35 @@ class Child:
             fh.seek(0)
             stacks = fh.read()
         _emit({"event": "hung", "index": index, "stacks": stacks})
-        sys.stdout.flush()
         os._exit(3)  # a thread is stuck inside the module or on a lock: this process cannot be reused
 
 
+def queue_floor(n: int) -> float:
+    """The bare cost of handing an item to another Python thread and getting one back (µs per round trip):
+    the floor the executor's own per-step overhead is measured against, in the same process."""
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def echo() -> None:
+        while (item := inbox.get()) is not None:
+            outbox.put(item)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    started = time.perf_counter()
+    for i in range(n):
+        inbox.put(i)
+        outbox.get()
+    elapsed = time.perf_counter() - started
+    inbox.put(None)
+    thread.join()
+    return elapsed / n * 1e6
+
+
 def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    # One unbuffered write per message: each step's result is out of the process before the next step starts,
+    # so a crash loses nothing already done.
+    os.write(_STDOUT, (json.dumps(obj) + "\n").encode())
 
 
 def main() -> int:
@@ -277,6 +336,8 @@ def main() -> int:
             _emit({"event": "stress", **result})
             if result.get("restart"):
                 os._exit(3)  # stress threads are stuck: this process cannot be reused
+        elif cmd == "floor":
+            _emit({"event": "floor", "round_trip_us": queue_floor(int(msg.get("n", 20000)))})
         elif cmd == "quit":
             break
     sys.stdout.flush()

@@ -31,7 +31,7 @@ class ExecutorError(RuntimeError):
 @dataclass(frozen=True)
 class Limits:
     block_window: float = 0.3  # how long a call expected to block is watched before the executor moves on
-    step_timeout: float = 5.0  # a call not expected to block that takes longer is `hung`
+    step_timeout: float = 1.0  # a call not expected to block that takes longer is `hung`
     startup_timeout: float = 60.0
 
 
@@ -152,7 +152,8 @@ class Executor:
                 self._kill()
                 return self._cut(schedule, results, "hung", stacks=msg["stacks"], at=msg["index"])
             elif event == "done":
-                trace = Trace(tuple(results[i] for i in sorted(results)), reset_us=msg["reset_us"], final=msg["final"])
+                trace = Trace(tuple(results[i] for i in sorted(results)), reset_us=msg["reset_us"],
+                              run_us=msg.get("run_us", 0.0), final=msg["final"])
                 if msg.get("restart"):
                     self._kill()
                 return trace
@@ -168,6 +169,15 @@ class Executor:
             for i in range(len(schedule.steps))
         )
         return Trace(out, crashed=crashed, stacks=stacks)
+
+    def queue_floor(self, n: int = 20000) -> float:
+        """The child's bare thread hand-off round trip in µs (benchmark baseline)."""
+        self.ensure()
+        self._send({"cmd": "floor", "n": n})
+        msg = self._read(60.0)
+        if msg is None or msg.get("event") != "floor":
+            raise ExecutorError("executor child did not measure the queue floor")
+        return float(msg["round_trip_us"])
 
     def stress(self, params: dict[str, Any], timeout: float) -> dict[str, Any]:
         self.ensure()

@@ -21,8 +21,9 @@ ITEMS = {"search": FIXTURE_OBJECTS, "encrypt": len(CHUNKS) + 1}  # yields until 
 # python-pkcs11 0.10.1 ends an encrypt generator's operation (C_EncryptFinal, lock release) while producing its
 # last item; a search ends only at the next() that finds nothing more.
 ENDS_WITH_LAST_ITEM = {"encrypt"}
-# Operations on a key: python-pkcs11 reads the key's type (C_GetAttributeValue) before it takes the lock, so on a
-# closed session they fail at once instead of waiting for the lock.
+# Operations on a key: python-pkcs11 reads the key's type (C_GetAttributeValue) before it takes the lock — only
+# the first time, Key.key_type is a cached_property — so on a closed session such a first use fails at once
+# instead of waiting for the lock.
 KEYED = {"encrypt"}
 
 # Which calls take python-pkcs11's per-session operation lock (0.10.1: every OperationContext) and which
@@ -67,6 +68,7 @@ class SessionM:
     lock_depth: int = 0
     ops: dict[str, str] = field(default_factory=dict)  # module operation kind -> iterator that started it
     search_unfetched: int = 0  # objects the module's active search has not handed out yet
+    key_typed: bool = False  # the session's key has had its type read (python-pkcs11 caches Key.key_type)
     stuck: bool = False
 
 
@@ -219,7 +221,7 @@ class Model:
 
     def _expect_one_shot(self, actor: int, session: SessionM, op: str) -> Expectation:
         locks, kind = ONE_SHOT[op]
-        if not session.open and (not locks or kind in KEYED):
+        if not session.open and (not locks or (kind in KEYED and not session.key_typed)):
             return Expectation(INVALID, "module", "v3.0 §5.1.2 CKR_SESSION_HANDLE_INVALID")
         if locks and self._blocked_by_other(actor, session):
             return _one(BLOCKED, "binding", LOCK_RULE)
@@ -229,8 +231,8 @@ class Model:
         return Expectation(allowed, "module", rule, point)
 
     def _expect_start(self, actor: int, session: SessionM, kind: str, value: Any = "item") -> Expectation:
-        if kind in KEYED and not session.open:
-            return Expectation(INVALID, "module", "v3.0 §5.1.2: the key's attributes are read before the lock is taken")
+        if kind in KEYED and not session.open and not session.key_typed:
+            return Expectation(INVALID, "module", "v3.0 §5.1.2: the key's type is read before the lock is taken")
         if self._blocked_by_other(actor, session):
             return _one(BLOCKED, "binding", LOCK_RULE)
         if not session.open:
@@ -288,6 +290,7 @@ class Model:
         """
         op, a = step.op, step.args
         released: list[str] = []
+        self._note_key_read(step)
         if outcome == BLOCKED:
             target = self.lock_target(actor, step)
             if target is not None:
@@ -344,6 +347,18 @@ class Model:
             if session is not None and outcome == ACTIVE and self.p.refused_search_ends_active_search:
                 self._end_search(session)
         return self._resume(released)
+
+    def _note_key_read(self, step: Step) -> None:
+        """A keyed operation issued while its session is open has read (and cached) the key's type."""
+        if step.op == "encrypt":
+            session = self.sessions.get(step.args["session"])
+        elif step.op in ("next", "consume") and (it := self.iters.get(step.args["iterator"])) is not None \
+                and it.kind in KEYED and not it.started:
+            session = self.sessions.get(it.session)
+        else:
+            return
+        if session is not None and session.open:
+            session.key_typed = True
 
     def _session_for(self, actor: int, step: Step) -> SessionM | None:
         if "session" in step.args:

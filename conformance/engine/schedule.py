@@ -130,12 +130,14 @@ class Trace:
     stacks: str | None = None  # every thread's stack when a step hung
     invariant_failures: tuple[str, ...] = ()
     reset_us: float = 0.0
+    run_us: float = 0.0  # from the first step's hand-off to the last step's return, inside the executor child
     # End-of-example ground truth: alive_refs (session refs still open), leaked (live sessions no step accounts
     # for; None when the module gives no way to tell), open_calls (times the provider's opener ran).
     final: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"results": [r.to_dict() for r in self.results], "reset_us": round(self.reset_us, 1)}
+        out: dict[str, Any] = {"results": [r.to_dict() for r in self.results], "reset_us": round(self.reset_us, 1),
+                               "run_us": round(self.run_us, 1)}
         if self.crashed:
             out["crashed"] = self.crashed
         if self.stacks:
@@ -154,6 +156,7 @@ class Trace:
             stacks=data.get("stacks"),
             invariant_failures=tuple(data.get("invariant_failures", ())),
             reset_us=float(data.get("reset_us", 0.0)),
+            run_us=float(data.get("run_us", 0.0)),
             final=dict(data.get("final", {})),
         )
 
