@@ -38,6 +38,9 @@ class Record:
     duration_s: float = 0.0
     reproducer: Reproducer | None = None
     trace: str | None = None
+    # Extension of the contract: the declared deviations that applied to this check × vendor (origin, reason,
+    # issue, declared outcome / observed value), so the gate can tell a declared change from a regression.
+    deviations: tuple[Mapping[str, Any], ...] = ()
     nodeid: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,6 +55,7 @@ class Record:
             "duration_s": round(self.duration_s, 6),
             "reproducer": self.reproducer.to_dict() if self.reproducer else None,
             "trace": self.trace,
+            "deviations": [dict(d) for d in self.deviations],
         }
 
     @classmethod
@@ -68,6 +72,7 @@ class Record:
             duration_s=float(data.get("duration_s", 0.0)),
             reproducer=Reproducer.from_dict(rep) if rep else None,
             trace=data.get("trace"),
+            deviations=tuple(dict(d) for d in data.get("deviations", ())),
         )
 
 
@@ -120,6 +125,7 @@ class RecordBuilder:
             duration_s=state["duration"],
             reproducer=Reproducer.from_dict(rep) if rep else None,
             trace=meta.get("trace"),
+            deviations=tuple(meta.get("deviations", ())),
             nodeid=report.nodeid,
         )
 
