@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 
 from conformance.engine.families import FAMILIES
 from conformance.engine.model import ANY, BLOCKED, INVALID, LOCK_RULE, Expectation, Model

@@ -8,7 +8,6 @@ Anything here may crash or hang with the module: the parent survives and reports
 from __future__ import annotations
 
 import faulthandler
-import gc
 import json
 import os
 import queue
