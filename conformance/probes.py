@@ -54,35 +54,17 @@ class ThreadCall:
         return self.value
 
 
-class ParkedThread:
+class ParkedThread(ThreadCall):
     """Runs one call, then stays alive (parked) until released: while it lives, no new thread can be given its
     ident — which matters because threading.RLock tells owners apart by ident."""
 
     def __init__(self, call: Callable[[], Any], name: str = "parked") -> None:
-        self._call = call
-        self._returned = threading.Event()
-        self._release = threading.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"conformance-{name}", daemon=True)
-        self._thread.start()
+        self._release = threading.Event()  # before the thread starts: _run waits on it
+        super().__init__(call, name)
 
     def _run(self) -> None:
-        try:
-            self.value = self._call()
-        except BaseException as exc:  # handed to the check by result()
-            self.error = exc
-        finally:
-            self._returned.set()
-            self._release.wait()
-
-    def result(self, timeout: float) -> Any:
-        """The call's value once it returned (the thread itself stays parked until release())."""
-        if not self._returned.wait(timeout):
-            raise TimeoutError(f"{self._thread.name} did not return within {timeout} s")
-        if self.error is not None:
-            raise self.error
-        return self.value
+        super()._run()
+        self._release.wait()
 
     def release(self) -> None:
         self._release.set()

@@ -21,6 +21,17 @@ def open_search(session):
     return it
 
 
+def partly_encrypted(vendor):
+    """(key, iv, generator): a chunked AES-CBC-PAD encryption on a new session, its first chunk taken."""
+    require_mechanisms(vendor, Mechanism.AES_KEY_GEN, Mechanism.AES_CBC_PAD)
+    session = vendor.open_session()
+    key = session.generate_key(KeyType.AES, 128, store=False)
+    iv = session.generate_random(128)
+    chunks = key.encrypt([b"a" * 32, b"b" * 32, b"c" * 32], mechanism_param=iv)
+    next(chunks)
+    return key, iv, chunks
+
+
 @pytest.mark.check("operation.search_then_search_same_thread", layer="module", spec="PKCS#11 v3.0 §5.7.7")
 def test_search_then_search_same_thread(vendor):
     """Docs: "if you do not consume the iterator ... further actions will raise pkcs11.exceptions.OperationActive";
@@ -89,12 +100,7 @@ def test_other_thread_waits_for_iterator(vendor, limits):
 def test_encrypt_generator_then_encrypt(vendor):
     """Docs: multi-step calls "such as ... encryption" hold the operation; a one-shot encrypt on the same session while
     a chunked encrypt is partly consumed raises OperationActive."""
-    require_mechanisms(vendor, Mechanism.AES_KEY_GEN, Mechanism.AES_CBC_PAD)
-    session = vendor.open_session()
-    key = session.generate_key(KeyType.AES, 128, store=False)
-    iv = session.generate_random(128)
-    chunks = key.encrypt([b"a" * 32, b"b" * 32, b"c" * 32], mechanism_param=iv)
-    next(chunks)
+    key, iv, chunks = partly_encrypted(vendor)
     with pytest.raises(pkcs11.exceptions.OperationActive):
         key.encrypt(b"x" * 16, mechanism_param=iv)
     del chunks

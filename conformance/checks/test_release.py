@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import gc
 
-from pkcs11 import KeyType, Mechanism
-
-from conformance.capabilities import require_mechanisms
-from conformance.checks.test_operations import DATA, OBJECTS, open_search
-from conformance.probes import OK, ParkedThread, ThreadCall, make_data_objects, outcome_of
-
 import pytest
+
+from conformance.checks.test_operations import DATA, OBJECTS, open_search, partly_encrypted
+from conformance.probes import OK, ParkedThread, ThreadCall, make_data_objects, outcome_of
 
 
 @pytest.mark.check("release.search_iterator_gc", layer="binding", spec="python-pkcs11 docs, Concurrency")
@@ -56,12 +53,7 @@ def test_encrypt_generator_gc(vendor, observe):
     """Docs: a dropped iterator releases the lock when collected, but "further actions will raise OperationActive
     (cancelling iterators is not currently supported)". What matters to a service is whether the session works
     again: records what the next encrypt does, and fails unless it succeeds."""
-    require_mechanisms(vendor, Mechanism.AES_KEY_GEN, Mechanism.AES_CBC_PAD)
-    session = vendor.open_session()
-    key = session.generate_key(KeyType.AES, 128, store=False)
-    iv = session.generate_random(128)
-    chunks = key.encrypt([b"a" * 32, b"b" * 32, b"c" * 32], mechanism_param=iv)
-    next(chunks)
+    key, iv, chunks = partly_encrypted(vendor)
     del chunks
     gc.collect()
     result = outcome_of(lambda: key.encrypt(b"x" * 16, mechanism_param=iv))

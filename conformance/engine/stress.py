@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from pkcs11 import KeyType, Mechanism
 from pkcs11.constants import Attribute
@@ -83,21 +83,10 @@ def run_stress(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
                 except Exception as exc:
                     violation(f"thread {number}, round {k}: release raised {type(exc).__name__}")
 
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(float(msg.get("switch_interval", 1e-6)))
     started = time.perf_counter()
-    try:
-        workers = [threading.Thread(target=worker, args=(n,), name=f"stress{n}", daemon=True) for n in range(threads_n)]
-        for t in workers:
-            t.start()
-        deadline = time.monotonic() + timeout
-        for t in workers:
-            t.join(max(0.0, deadline - time.monotonic()))
-    finally:
-        sys.setswitchinterval(previous)
-    elapsed = time.perf_counter() - started
-    if any(t.is_alive() for t in workers):
+    if not _free_run(worker, threads_n, "stress", msg, timeout):
         return {"status": "hung", "violations": violations, "stacks": _stacks(), "restart": True}
+    elapsed = time.perf_counter() - started
     still_open = sum(1 for h in world.provider_handles if child.ground_truth.session_info(h) is not None)
     if still_open:
         violations.append(f"{still_open} provider session(s) still open after every thread released")
@@ -141,10 +130,19 @@ def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:
             errors.append(f"thread {n}: {type(exc).__name__}")
 
+    if not _free_run(worker, threads_n, "calls", msg, timeout):
+        return {"status": "hung", "violations": errors, "stacks": _stacks(), "restart": True}
+    child.close_everything()
+    return {"status": "failed" if errors else "passed", "violations": errors[:MAX_VIOLATIONS]}
+
+
+def _free_run(worker: Callable[[int], None], n: int, name: str, msg: dict[str, Any], timeout: float) -> bool:
+    """Run worker(0..n-1) on daemon threads under a tiny switch interval; False if any is still running at the
+    timeout (the process must then be restarted: a thread is stuck inside the module or on a lock)."""
     previous = sys.getswitchinterval()
     sys.setswitchinterval(float(msg.get("switch_interval", 1e-6)))
     try:
-        workers = [threading.Thread(target=worker, args=(n,), name=f"calls{n}", daemon=True) for n in range(threads_n)]
+        workers = [threading.Thread(target=worker, args=(i,), name=f"{name}{i}", daemon=True) for i in range(n)]
         for t in workers:
             t.start()
         deadline = time.monotonic() + timeout
@@ -152,10 +150,7 @@ def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
             t.join(max(0.0, deadline - time.monotonic()))
     finally:
         sys.setswitchinterval(previous)
-    if any(t.is_alive() for t in workers):
-        return {"status": "hung", "violations": errors, "stacks": _stacks(), "restart": True}
-    child.close_everything()
-    return {"status": "failed" if errors else "passed", "violations": errors[:MAX_VIOLATIONS]}
+    return not any(t.is_alive() for t in workers)
 
 
 def _stacks() -> str:
