@@ -1,15 +1,22 @@
-"""The pkcs11-conformance console script: `vendors` now; `gate` and `report` arrive with issue 4."""
+"""The pkcs11-conformance console script: `vendors`, `gate` (the upgrade gate), `report` (the HTML matrix)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .registry import availability, profile_paths
 
 EXIT_OK, EXIT_REGRESSIONS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr naming the fix, exit 2 (argparse would print the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}; see {self.prog} --help\n")
 
 
 def _vendors(args: argparse.Namespace) -> int:
@@ -26,24 +33,65 @@ def _vendors(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print(f"pkcs11-conformance {args.command}: not available yet (issue 4)", file=sys.stderr)
-    return EXIT_USAGE
+def _gate(args: argparse.Namespace) -> int:
+    from .gate import GateInputError, gate_files, parse_alias
+    from .gate_format import render
+
+    try:
+        aliases = [parse_alias(text) for text in args.aliases]
+        report = gate_files(args.baseline, args.candidate, aliases)
+    except GateInputError as exc:
+        print(f"pkcs11-conformance gate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(render(report, args.format))
+    return EXIT_REGRESSIONS if report.regressions else EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Merge results files into one HTML matrix; bad input is one line on stderr and exit 2."""
+    from .report_html import ReportInputError, load_run, write_report
+
+    if not args.files:
+        print("pkcs11-conformance report: no results files; pass RESULTS.json... -o OUT.html", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.out:
+        print("pkcs11-conformance report: no output file; pass -o OUT.html", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        docs = [load_run(path) for path in args.files]
+    except ReportInputError as exc:
+        print(f"pkcs11-conformance report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        write_report(Path(args.out), docs, list(args.files))
+    except OSError as exc:
+        print(f"pkcs11-conformance report: cannot write {args.out} ({exc.strerror or exc}); pass a writable -o path",
+              file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{args.out}: {len(docs)} run(s), {sum(len(d.results) for d in docs)} results")
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pkcs11-conformance", description=__doc__)
+    parser = _Parser(prog="pkcs11-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     vendors = sub.add_parser("vendors", help="list vendor profiles and whether each module is present")
     vendors.add_argument("--dir", action="append", default=[], help="profile directory (default: ./vendors)")
     vendors.set_defaults(func=_vendors)
-    gate = sub.add_parser("gate", help="compare CANDIDATE.json against BASELINE.json")
-    gate.add_argument("files", nargs="*")
-    gate.set_defaults(func=_not_yet)
+    gate = sub.add_parser("gate", help="compare CANDIDATE.json against BASELINE.json: exit 0 no regressions, "
+                          "1 regressions (one line each), 2 bad input")
+    gate.add_argument("baseline", metavar="BASELINE.json", help="results JSON of the run you trust")
+    gate.add_argument("candidate", metavar="CANDIDATE.json", help="results JSON of the run to judge (e.g. after an upgrade)")
+    gate.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                      help="text (default), json (machine-readable classification) or markdown (a CI comment)")
+    gate.add_argument("--as", dest="aliases", action="append", default=[], metavar="OLD=NEW",
+                      help="compare the baseline's vendor OLD with the candidate's vendor NEW (repeatable); "
+                      "automatic when each file has one vendor")
+    gate.set_defaults(func=_gate)
     report = sub.add_parser("report", help="merge results files into one HTML matrix")
-    report.add_argument("files", nargs="*")
-    report.add_argument("-o", dest="out")
-    report.set_defaults(func=_not_yet)
+    report.add_argument("files", nargs="*", metavar="RESULTS.json", help="results files (several vendors or versions)")
+    report.add_argument("-o", dest="out", metavar="OUT.html", help="the HTML page to write")
+    report.set_defaults(func=_report)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,7 +1,9 @@
-"""Controller-only plugin object: folds reports into records, keeps the results file current, renders the report."""
+"""Controller-only plugin object: folds reports into records, keeps the results file current, renders the report,
+and gates the run against --baseline."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,9 +11,13 @@ from typing import Any
 import pytest
 
 from . import options
+from .gate import GateInputError, GateReport, compare, parse_results
 from .pins import redact
 from .records import Record, RecordBuilder
-from .results import ResultsWriter
+from .results import Results, ResultsWriter
+
+# Exit statuses of a run that finished, so its results can be gated (not interrupted, not an internal error).
+GATED_EXITS = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
 def scrub(record: Record, secrets: list[str]) -> Record:
@@ -35,12 +41,16 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
 class ResultsCollector:
     """Registered only on the controller (pytest-xdist workers send their reports here), like pytest-html."""
 
-    def __init__(self, config: pytest.Config, writer: ResultsWriter, secrets: list[str]) -> None:
+    def __init__(self, config: pytest.Config, writer: ResultsWriter, secrets: list[str],
+                 baseline: Results | None = None) -> None:
         self.config = config
         self.writer = writer
         self.secrets = secrets  # PIN values: scrubbed from every record before it is kept
         self.builder = RecordBuilder()
         self.html_path = Path(config.getoption(options.CONFORMANCE_HTML))
+        self.baseline = baseline  # --baseline, read and validated in pytest_configure
+        self.gate_report: GateReport | None = None
+        self.gate_problem = ""  # why the gate could not judge this run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self.builder.add(report)
@@ -51,9 +61,11 @@ class ResultsCollector:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # Runs on failures and on Ctrl-C too: what was collected so far is always written.
         doc = self.writer.flush(finished=True)
+        if self.baseline is not None:
+            self._gate(session, doc)
         from .report_html import write_report
 
-        write_report(self.html_path, [doc])
+        write_report(self.html_path, [doc], sources=[str(self.writer.path)])
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         tally: dict[str, dict[str, int]] = {}
@@ -64,3 +76,32 @@ class ResultsCollector:
         for vendor, counts in tally.items():
             terminalreporter.write_line(f"{vendor}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
         terminalreporter.write_line(f"{len(self.writer.records)} results -> {self.writer.path}, {self.html_path}")
+        if self.baseline is None:
+            return
+        terminalreporter.section("pkcs11-conformance gate")
+        if self.gate_report is None:
+            terminalreporter.write_line(f"gate: {self.gate_problem}", red=True)
+            return
+        from .gate_format import line, render_text
+
+        failing = {line(c) for c in self.gate_report.regressions}
+        text = render_text(self.gate_report).splitlines()
+        terminalreporter.write_line(text[0], red=bool(failing), green=not failing, bold=True)
+        for row in text[1:]:
+            terminalreporter.write_line(row, red=row in failing)
+
+    def _gate(self, session: pytest.Session, doc: Results) -> None:
+        """Compare the results just written with the baseline; regressions fail the run even if every test passed."""
+        if session.exitstatus not in GATED_EXITS:
+            self.gate_problem = f"not run: the run did not finish (exit status {int(session.exitstatus)})"
+            return
+        assert self.baseline is not None
+        try:
+            # Through JSON, exactly as written to the file (and as `pkcs11-conformance gate` would read it).
+            candidate = parse_results(json.loads(json.dumps(doc.to_dict())), f"this run's {self.writer.path}")
+            self.gate_report = compare(self.baseline, candidate, (), str(self.config.getoption(options.BASELINE)),
+                                       str(self.writer.path))
+        except GateInputError as exc:
+            self.gate_problem = str(exc)
+        if self.gate_report is None or self.gate_report.regressions:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED

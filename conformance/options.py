@@ -60,7 +60,10 @@ def add_options(parser: pytest.Parser) -> None:
         BASELINE,
         default=None,
         metavar="PATH",
-        help="results JSON of a previous run to gate against; regressions fail the run",
+        help="results JSON of a previous run to gate against: after the run every check x vendor is compared "
+        "with it (regressed, fixed, new, removed, lost coverage, stale declarations, ...), the report is printed "
+        "in the terminal summary, and any regression fails the run (exit 1). May be the --conformance-json file "
+        "itself: it is read before the run",
     )
     group.addoption(
         BLOCK_WINDOW,

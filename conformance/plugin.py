@@ -15,9 +15,10 @@ from .preflight import PreflightFailed
 from .preflight import run as preflight
 from .profile import ProfileError, VendorProfile
 from .collector import ResultsCollector
+from .gate import GateInputError, load_input, match_vendors, vendors_of
 from .records import PROPERTY
 from .registry import resolve
-from .results import ResultsWriter, RunInfo
+from .results import Results, ResultsWriter, RunInfo
 from .runtime import VendorRuntime, pins_of
 from .sut import ProviderFactory, SutError, load_factory
 
@@ -67,9 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
         factory = load_factory(sut_spec)
     except SutError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if config.getoption(options.BASELINE):
-        raise pytest.UsageError("--baseline: gating is not available yet (issue 4); "
-                                "run without --baseline and compare the results JSON by hand")
+    # Read before the run overwrites anything: --baseline may name the same file as --conformance-json.
+    baseline = _load_baseline(config.getoption(options.BASELINE), profiles) if is_controller(config) else None
     limits = Limits(block_window=config.getoption(options.BLOCK_WINDOW), step_timeout=config.getoption(options.STEP_TIMEOUT))
     for name, value in ((options.BLOCK_WINDOW, limits.block_window), (options.STEP_TIMEOUT, limits.step_timeout)):
         if not value > 0:
@@ -89,7 +89,28 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(str(exc)) from None
         run = RunInfo.new(sut=sut_spec, hypothesis_profile=profile_name)
         writer = ResultsWriter(Path(config.getoption(options.CONFORMANCE_JSON)), run, vendors)
-        config.pluginmanager.register(ResultsCollector(config, writer, state.secrets), "conformance.collector")
+        collector = ResultsCollector(config, writer, state.secrets, baseline=baseline)
+        config.pluginmanager.register(collector, "conformance.collector")
+
+
+def _load_baseline(path: str | None, profiles: list[VendorProfile]) -> Results | None:
+    """--baseline=PATH, validated before any check runs (a bad file is a usage error naming the fix)."""
+    if not path:
+        return None
+    try:
+        baseline = load_input(path, options.BASELINE)
+    except GateInputError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if profiles:
+        have, selected = sorted(vendors_of(baseline)), sorted(p.name for p in profiles)
+        try:
+            match_vendors(have, selected)
+        except GateInputError:
+            raise pytest.UsageError(
+                f"{options.BASELINE}={path}: it has results of {', '.join(have)}, none of the selected vendors "
+                f"({', '.join(selected)}); select one of its vendors with --vendor, or run without {options.BASELINE} "
+                "and compare afterwards with `pkcs11-conformance gate --as OLD=NEW`") from None
+    return baseline
 
 
 def _scratch(config: pytest.Config) -> Path:

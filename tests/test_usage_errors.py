@@ -143,8 +143,9 @@ def test_vendor_given_twice_is_deduplicated(run_inner_inprocess, vendors_dir):
 
 @pytest.mark.parametrize(
     ("option", "fix"),
-    [("--block-window=0", "give a positive number of seconds"), ("--baseline=old.json", "compare the results JSON by hand")],
-    ids=["block-window-zero", "baseline-not-yet"],
+    [("--block-window=0", "give a positive number of seconds"),
+     ("--baseline=old.json", "cannot read it (No such file or directory); check the path")],
+    ids=["block-window-zero", "baseline-unreadable"],
 )
 def test_bad_run_option(option, fix, run_inner_inprocess, assert_usage_error):
     """A run option the harness cannot honour is refused naming what to do instead."""
