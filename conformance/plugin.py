@@ -74,7 +74,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, value in ((options.BLOCK_WINDOW, limits.block_window), (options.STEP_TIMEOUT, limits.step_timeout)):
         if not value > 0:
             raise pytest.UsageError(f"{name}={value}: give a positive number of seconds")
-    profile_name = hypothesis_profiles.choose(config.getoption("hypothesis_profile", None))
+    explicit = config.getoption("hypothesis_profile", None)
+    # Only a run of checks picks our profile; other test suites using this plugin keep their own settings.
+    profile_name = hypothesis_profiles.choose(explicit) if profiles else (explicit or "default")
     replays = _load_replays(config.getoption(options.REPLAY))
     state = RunState({p.name: p for p in profiles}, sut_spec, factory, limits, profile_name, replays)
     for profile in profiles:
