@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, settings
 
 # Scenario examples run real PKCS#11 calls in a child process: deadlines are meaningless (the executor bounds
 # every step instead), and "slow" or "large" data is the point, not a problem.
-_COMMON = dict(deadline=None, suppress_health_check=list(HealthCheck))
+# Every setting that matters is explicit, on hypothesis' built-in defaults: `settings(...)` would otherwise inherit
+# whatever profile is loaded at import time (with CI set, hypothesis loads its own derandomised "ci" profile).
+_COMMON = dict(parent=settings.get_profile("default"), deadline=None, suppress_health_check=list(HealthCheck))
 
 PROFILES = {
-    "dev": settings(max_examples=40, derandomize=True, database=None, **_COMMON),
+    "dev": settings(max_examples=40, derandomize=True, database=None, print_blob=False, **_COMMON),
     "ci": settings(max_examples=60, derandomize=True, database=None, print_blob=True, **_COMMON),
-    "deep": settings(max_examples=1500, print_blob=True, **_COMMON),
+    "deep": settings(max_examples=1500, derandomize=False, print_blob=True, **_COMMON),
 }
 
 
