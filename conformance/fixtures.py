@@ -135,7 +135,7 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
             detail = "\n".join(result.get("violations", [])) or result.get("cause", "")
             stacks = result.get("stacks")
             pytest.fail(f"stress {status}: {detail}\n\nnot replayable step by step; run it again with "
-                        f"-k {request.node.originalname} (parameters: {params})" + (f"\n\n{stacks}" if stacks else ""),
+                        f"-k '{request.node.name}' (parameters: {params})" + (f"\n\n{stacks}" if stacks else ""),
                         pytrace=False)
         return result
 
@@ -152,7 +152,7 @@ def _fail_with(request: pytest.FixtureRequest, meta: dict[str, Any], vendor: Ven
     determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
                    None: ""}[deterministic]
     pytest.fail(f"{failure}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} --replay=RESULTS.json "
-                f"-k {request.node.originalname}", pytrace=False)
+                f"-k '{request.node.name}'", pytrace=False)
 
 
 def _params(vendor: VendorRuntime) -> ModelParams:
