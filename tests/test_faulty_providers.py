@@ -20,12 +20,17 @@ MAX_STEPS = 6
 
 
 def run_sut_checks(tmp_path: Path, softhsm_profile: Path, provider: str) -> dict:
-    """pytest -m sut against SoftHSM with --sut=faulty_providers:PROVIDER, in a subprocess; the results JSON."""
+    """pytest -m sut against SoftHSM with --sut=faulty_providers:PROVIDER, in a subprocess; the results JSON.
+
+    The step timeout is raised above the default (1 s) so that a loaded test machine cannot turn a slow call into
+    `hung`; only the provider that really hangs keeps the default, since every shrink step waits it out."""
+    step_timeout = "1" if provider == "hanging" else "5"
     out = tmp_path / "results.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance.checks", "-m", "sut", "-q", "-p", "no:cacheprovider",
            f"--vendor-file={softhsm_profile}", f"--sut=faulty_providers:{provider}", f"--conformance-json={out}",
-           f"--conformance-html={tmp_path / 'report.html'}", f"--basetemp={tmp_path / 'bt'}"]
+           f"--conformance-html={tmp_path / 'report.html'}", f"--basetemp={tmp_path / 'bt'}",
+           f"--step-timeout={step_timeout}"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
     return json.loads(out.read_text())
