@@ -14,6 +14,8 @@ import conformance.checks
 from conformance import RESULTS_SCHEMA
 from conformance.profile import load_profile
 
+from fake_checks import CRASHING_CHECK, FAKE_CHECKS
+
 CHECKS = ("--pyargs", "conformance.checks")
 RUN_KEYS = {"id", "started", "finished", "harness_version", "python_pkcs11_version", "python", "platform",
             "hypothesis_profile", "sut"}
@@ -21,83 +23,6 @@ VENDOR_KEYS = {"module", "library", "token", "mechanisms"}
 # How a run that got to judge the vendor ends: every check passed, or some check failed (a finding, not a harness fault).
 RAN = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
 RESULT_KEYS = {"check", "vendor", "layer", "outcome", "observed", "reason", "spec", "duration_s", "reproducer", "trace"}
-
-# Tiny checks, one per outcome; each uses the real `vendor` fixture, so the plugin treats them as conformance checks.
-FAKE_CHECKS = '''
-from __future__ import annotations
-
-import pytest
-
-
-@pytest.fixture
-def broken_setup():
-    raise RuntimeError("fixture broke")
-
-
-@pytest.fixture
-def broken_teardown():
-    yield
-    raise RuntimeError("teardown broke")
-
-
-@pytest.mark.check("fake.passes", layer="module", spec="x")
-def test_passes(vendor, observe):
-    observe({"seen": ["ok", 1]})
-
-
-@pytest.mark.check("fake.fails", layer="binding", spec="x")
-def test_fails(vendor):
-    assert 1 == 2, "made to fail"
-
-
-@pytest.mark.check("fake.skips", layer="module", spec="x")
-def test_skips(vendor):
-    pytest.skip("why")
-
-
-@pytest.mark.check("fake.xfails", layer="provider", spec="x")
-@pytest.mark.xfail(strict=True, reason="known to fail")
-def test_xfails(vendor):
-    assert 1 == 2
-
-
-@pytest.mark.check("fake.xpasses", layer="module", spec="x")
-@pytest.mark.xfail(strict=True, reason="expected to fail")
-def test_xpasses(vendor):
-    pass
-
-
-@pytest.mark.check("fake.setup_error", layer="module", spec="x")
-def test_setup_error(vendor, broken_setup):
-    pass
-
-
-@pytest.mark.check("fake.teardown_error", layer="module", spec="x")
-def test_teardown_error(vendor, broken_teardown):
-    pass
-
-
-@pytest.mark.check("fake.echoes_pin", layer="module", spec="x")
-def test_echoes_pin(vendor, observe):
-    observe(vendor.user_pin())
-    pytest.fail(f"login with {vendor.user_pin()} refused")
-
-
-def test_not_a_check():
-    pass
-'''
-
-# A check whose process dies (as a crashing PKCS#11 module would take it down); run under xdist, which survives it.
-CRASHING_CHECK = '''
-import os
-
-import pytest
-
-
-@pytest.mark.check("fake.crashes", layer="module", spec="x")
-def test_crashes(vendor):
-    os._exit(70)
-'''
 
 
 @dataclass(frozen=True)

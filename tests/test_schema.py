@@ -16,6 +16,8 @@ from conformance import RESULTS_SCHEMA
 from conformance.results import ResultsWriter, RunInfo
 from conformance.schema import load_schema, validate_results
 
+from fake_checks import CRASHING_CHECK, FAKE_CHECKS
+
 jsonschema = pytest.importorskip("jsonschema", reason="install the test extra: pip install -e '.[test]'")
 
 TESTS = Path(__file__).resolve().parent
@@ -23,55 +25,6 @@ RUN_KEYS = ["id", "started", "finished", "harness_version", "python_pkcs11_versi
             "hypothesis_profile", "sut"]
 VENDOR_KEYS = ["module", "library", "token", "mechanisms"]
 RESULT_KEYS = ["check", "vendor", "layer", "outcome", "observed", "reason", "spec", "duration_s", "reproducer", "trace"]
-
-# One tiny check per outcome the harness can record (the crash needs xdist, which survives the worker's death).
-EVERY_OUTCOME = '''
-import os
-
-import pytest
-
-
-@pytest.fixture
-def broken():
-    raise RuntimeError("fixture broke")
-
-
-@pytest.mark.check("fake.passes", layer="module", spec="x")
-def test_passes(vendor, observe):
-    observe({"point": ["ok", "raises:OperationActive"]})
-
-
-@pytest.mark.check("fake.fails", layer="binding", spec="x")
-def test_fails(vendor):
-    assert 1 == 2
-
-
-@pytest.mark.check("fake.skips", layer="module", spec="x")
-def test_skips(vendor):
-    pytest.skip("why")
-
-
-@pytest.mark.check("fake.xfails", layer="provider", spec="x")
-@pytest.mark.xfail(strict=True, reason="known")
-def test_xfails(vendor):
-    assert 0
-
-
-@pytest.mark.check("fake.xpasses", layer="module", spec="x")
-@pytest.mark.xfail(strict=True, reason="expected to fail")
-def test_xpasses(vendor):
-    pass
-
-
-@pytest.mark.check("fake.errors", layer="module", spec="x")
-def test_errors(vendor, broken):
-    pass
-
-
-@pytest.mark.check("fake.crashes", layer="module", spec="x")
-def test_crashes(vendor):
-    os._exit(70)
-'''
 
 
 def inner_run(tmp_path: Path, profile: Path, *args: str) -> dict[str, Any]:
@@ -210,8 +163,9 @@ def test_run_with_reproducers_and_crashes_validates(tmp_path: Path, softhsm_prof
 
 def test_every_outcome_validates(tmp_path: Path, softhsm_profile: Path, softhsm_module: str) -> None:
     """A run recording every outcome the harness writes (passed ... crashed, harness errors) validates."""
-    (tmp_path / "test_every_outcome.py").write_text(EVERY_OUTCOME, encoding="utf-8")
-    doc = inner_run(tmp_path, softhsm_profile, "-n", "1", "test_every_outcome.py")
+    (tmp_path / "test_fake_checks.py").write_text(FAKE_CHECKS, encoding="utf-8")
+    (tmp_path / "test_fake_crash.py").write_text(CRASHING_CHECK, encoding="utf-8")
+    doc = inner_run(tmp_path, softhsm_profile, "-n", "1", "test_fake_checks.py", "test_fake_crash.py")
     assert {r["outcome"] for r in doc["results"]} == {"passed", "failed", "skipped", "xfailed", "xpassed", "error",
                                                       "crashed"}
     assert validate_results(doc) == []
