@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
-import sys
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -25,14 +25,16 @@ from .tokens import binding_version
 
 @pytest.fixture(scope="session")
 def vendor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> VendorRuntime:
-    """The vendor this check runs on, live in this process (under xdist: in this worker, on its own token)."""
+    """The vendor this check runs on: provisioned for this process (under xdist: this worker's own token), its
+    module loaded in the executor child. Check bodies that take only vendor/observe/limits run in that child."""
     state = request.config.stash[STATE]
     name: str = request.param
     runtime = state.runtimes.get(name)
     if runtime is None:
         # tmp_path_factory is per xdist worker, so each worker provisions its own token here.
         try:
-            runtime = start(state.profiles[name], tmp_path_factory.mktemp(f"vendor-{name}"))
+            runtime = start(state.profiles[name], tmp_path_factory.mktemp(f"vendor-{name}"), limits=state.limits,
+                            sut=state.sut_spec, trace=state.trace)
         except VendorUnavailable as exc:
             pytest.fail(str(exc), pytrace=False)
         state.runtimes[name] = runtime  # stopped in pytest_sessionfinish
@@ -48,23 +50,25 @@ def _meta(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _conformance_check(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Per check: declared deviations, the destructive guard, and a clean token before and after."""
+    """Per check: the profile's skips, declared deviations and the destructive guard (the child resets the token
+    before and after each check body)."""
     if request.node.get_closest_marker(markers.CHECK) is None:
         yield
         return
     runtime: VendorRuntime = request.getfixturevalue("vendor")
     meta = _meta(request)
+    for pattern, reason in runtime.profile.skip.items():
+        if fnmatch.fnmatchcase(meta["check"], pattern):
+            pytest.skip(f"{runtime.profile.name} profile: {reason}")
     if request.node.get_closest_marker(markers.DESTRUCTIVE) and not runtime.profile.disposable:
         pytest.skip(f"destructive check: {runtime.profile.name}'s token is not disposable")
-    versions = {"python-pkcs11": binding_version(), "library": "%d.%d" % runtime.lib.library_version}
+    versions = {"python-pkcs11": binding_version(), "library": runtime.library_version}
     for origin, deviation in applicable(meta["check"], runtime.profile, versions):
         mark = mark_for(origin, deviation)
         if mark is not None:
             request.node.add_marker(mark)
         meta.setdefault("deviations", []).append({"origin": origin, **deviation.to_dict()})
-    runtime.reset()
     yield
-    runtime.reset()
 
 
 @pytest.fixture
@@ -89,20 +93,7 @@ def limits(request: pytest.FixtureRequest) -> Limits:
 @pytest.fixture(scope="session")
 def executor(request: pytest.FixtureRequest, vendor: VendorRuntime, tmp_path_factory: pytest.TempPathFactory) -> Executor:
     """The vendor's executor child (one per vendor per worker): scenarios run there, never in this process."""
-    state = request.config.stash[STATE]
-    name = vendor.profile.name
-    if name not in state.executors:
-        init = {
-            "module": vendor.module_path,
-            "env": dict(vendor.provisioned.env),
-            "token_label": vendor.provisioned.token_label,
-            "token_uri": vendor.provisioned.token_uri,
-            "pin": vendor.user_pin(),
-            "sut": state.sut_spec,
-            "sys_path": [p for p in sys.path if p],  # so the child can import the --sut module as we did
-        }
-        state.executors[name] = Executor(init, tmp_path_factory.mktemp(f"executor-{name}"), state.limits)
-    return state.executors[name]
+    return vendor.executor
 
 
 # The provider stress uses only calls python-pkcs11 serialises with the session's lock: unserialised concurrent
@@ -156,7 +147,7 @@ def _fail_with(request: pytest.FixtureRequest, meta: dict[str, Any], vendor: Ven
 
 
 def _params(vendor: VendorRuntime) -> ModelParams:
-    versions = {"python-pkcs11": binding_version(), "library": "%d.%d" % vendor.lib.library_version}
+    versions = {"python-pkcs11": binding_version(), "library": vendor.library_version}
     return model_params(vendor.profile, versions)
 
 

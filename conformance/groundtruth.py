@@ -111,13 +111,21 @@ class GroundTruth:
 
     def __init__(self, module_path: str) -> None:
         self._dll = ctypes.CDLL(module_path)
-        get_list = self._dll.C_GetFunctionList
-        get_list.restype = CK_RV
-        get_list.argtypes = [ctypes.POINTER(ctypes.POINTER(_FunctionList))]
+        tapped = getattr(self._dll, "conformance_tap_functions", None)
         ptr = ctypes.POINTER(_FunctionList)()
-        rv = get_list(ctypes.byref(ptr))
-        if rv != CKR_OK:
-            raise GroundTruthError(f"C_GetFunctionList returned {rv:#x}")
+        if tapped is not None:
+            # The tap (conformance/native/tap.c): the very function list python-pkcs11 was given.
+            tapped.restype = ctypes.POINTER(_FunctionList)
+            ptr = tapped()
+            if not ptr:
+                raise GroundTruthError("the tap has not loaded its module yet (load it with python-pkcs11 first)")
+        else:
+            get_list = self._dll.C_GetFunctionList
+            get_list.restype = CK_RV
+            get_list.argtypes = [ctypes.POINTER(ctypes.POINTER(_FunctionList))]
+            rv = get_list(ctypes.byref(ptr))
+            if rv != CKR_OK:
+                raise GroundTruthError(f"C_GetFunctionList returned {rv:#x}")
         self._functions = {name: sig(getattr(ptr.contents, name)) for name, sig in _SIGNATURES.items()}
 
     def session_info(self, handle: int) -> SessionInfo | None:

@@ -13,6 +13,8 @@ BASELINE = "--baseline"
 BLOCK_WINDOW = "--block-window"
 STEP_TIMEOUT = "--step-timeout"
 REPLAY = "--replay"
+CHECK_TIMEOUT = "--check-timeout"
+TRACE = "--call-trace"  # pytest owns --trace (pdb)
 
 INI_VENDOR_DIRS = "conformance_vendor_dirs"
 
@@ -85,6 +87,21 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         metavar="FILE",
         help="results JSON whose reproducers are run first by their scenario checks (replay a failure)",
+    )
+    group.addoption(
+        CHECK_TIMEOUT,
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="a check whose body runs longer than this is hung: every thread's stack is reported and the module "
+        "process is restarted (default: 120)",
+    )
+    group.addoption(
+        TRACE,
+        action="store_true",
+        default=False,
+        help="wrap every vendor's module in OpenSC's pkcs11-spy and attach each failing check's slice of the "
+        "PKCS#11 call trace (PINs redacted) to its result",
     )
     parser.addini(
         INI_VENDOR_DIRS,

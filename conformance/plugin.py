@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from . import hypothesis_profiles, markers, options
-from .engine.executor import Executor, Limits
+from . import dispatch, hypothesis_profiles, markers, options
+from .engine.executor import Limits
 from .preflight import PreflightFailed
 from .preflight import run as preflight
 from .profile import ProfileError, VendorProfile
@@ -33,8 +33,9 @@ class RunState:
     limits: Limits
     hypothesis_profile: str
     replays: dict[str, list[dict[str, Any]]]  # check id -> reproducers to run before exploring
+    check_timeout: float = 120.0
+    trace: bool = False
     runtimes: dict[str, VendorRuntime] = field(default_factory=dict)
-    executors: dict[str, Executor] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
 
 
@@ -71,22 +72,26 @@ def pytest_configure(config: pytest.Config) -> None:
     # Read before the run overwrites anything: --baseline may name the same file as --conformance-json.
     baseline = _load_baseline(config.getoption(options.BASELINE), profiles) if is_controller(config) else None
     limits = Limits(block_window=config.getoption(options.BLOCK_WINDOW), step_timeout=config.getoption(options.STEP_TIMEOUT))
-    for name, value in ((options.BLOCK_WINDOW, limits.block_window), (options.STEP_TIMEOUT, limits.step_timeout)):
+    check_timeout = config.getoption(options.CHECK_TIMEOUT)
+    for name, value in ((options.BLOCK_WINDOW, limits.block_window), (options.STEP_TIMEOUT, limits.step_timeout),
+                        (options.CHECK_TIMEOUT, check_timeout)):
         if not value > 0:
             raise pytest.UsageError(f"{name}={value}: give a positive number of seconds")
     explicit = config.getoption("hypothesis_profile", None)
     # Only a run of checks picks our profile; other test suites using this plugin keep their own settings.
     profile_name = hypothesis_profiles.choose(explicit) if profiles else (explicit or "default")
     replays = _load_replays(config.getoption(options.REPLAY))
-    state = RunState({p.name: p for p in profiles}, sut_spec, factory, limits, profile_name, replays)
+    state = RunState({p.name: p for p in profiles}, sut_spec, factory, limits, profile_name, replays,
+                     check_timeout=check_timeout, trace=config.getoption(options.TRACE))
     for profile in profiles:
         state.secrets.extend(pins_of(profile))
     config.stash[STATE] = state
+    config.pluginmanager.register(dispatch, "conformance.dispatch")
     if is_controller(config) and profiles:
         vendors: dict[str, Any] = {}
         for profile in profiles:
             try:
-                vendors[profile.name] = preflight(profile, _scratch(config))
+                vendors[profile.name] = preflight(profile, _scratch(config), trace=state.trace)
             except PreflightFailed as exc:
                 raise pytest.UsageError(str(exc)) from None
         run = RunInfo.new(sut=sut_spec, hypothesis_profile=profile_name)
@@ -180,9 +185,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None:
         return
-    for executor in state.executors.values():
-        executor.close()
-    state.executors.clear()
     for runtime in state.runtimes.values():
         runtime.stop()
     state.runtimes.clear()

@@ -26,7 +26,7 @@ class PreflightFailed(RuntimeError):
     """One line naming the fix."""
 
 
-def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S) -> dict[str, Any]:
+def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, trace: bool = False) -> dict[str, Any]:
     """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
     from .runtime import pins_of
 
@@ -34,7 +34,8 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S) -> di
     try:
         # The child must import this very package, installed or not: hence PYTHONPATH.
         proc = subprocess.run(
-            [sys.executable, "-m", "conformance.preflight", str(profile.source), str(workdir / profile.name)],
+            [sys.executable, "-m", "conformance.preflight", str(profile.source), str(workdir / profile.name),
+             *(["--call-trace"] if trace else [])],
             capture_output=True, text=True, timeout=timeout, env=env,
         )
     except subprocess.TimeoutExpired:
@@ -54,13 +55,13 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S) -> di
     return answer
 
 
-def _child(profile_path: str, workdir: str) -> int:
+def _child(profile_path: str, workdir: str, trace: bool = False) -> int:
     from .profile import ProfileError, load_profile
     from .runtime import VendorUnavailable, pins_of, start
 
     try:
         profile = load_profile(profile_path)
-        runtime = start(profile, Path(workdir), verify_login=True)
+        runtime = start(profile, Path(workdir), trace=trace, verify_login=True)
     except (ProfileError, VendorUnavailable) as exc:
         print(json.dumps({"error": str(exc)}))
         return 3
@@ -73,4 +74,4 @@ def _child(profile_path: str, workdir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], sys.argv[2]))
+    sys.exit(_child(sys.argv[1], sys.argv[2], "--call-trace" in sys.argv[3:]))

@@ -110,6 +110,13 @@ class VendorProfile:
     env: Mapping[str, str] = field(default_factory=dict)
     deviations: tuple[Deviation, ...] = ()
     source: str | None = None
+    # Layers between the binding and the module, innermost first ("p11-kit", "spy"): conformance.provisioning.
+    via: tuple[str, ...] = ()
+    # CK_C_INITIALIZE_ARGS.pReserved for the module (NSS softokn's config string); python-pkcs11 cannot pass it,
+    # p11-kit can (x-init-reserved), so it needs via = ["p11-kit"].
+    init_reserved: str | None = None
+    # Checks the profile does not run (fnmatch patterns of check ids), each with the reason shown as the skip.
+    skip: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def module(self) -> str | None:
@@ -130,6 +137,10 @@ class VendorProfile:
         module: dict[str, Any] = {"path": list(self.module_paths)}
         if self.env:
             module["env"] = dict(self.env)
+        if self.via:
+            module["via"] = list(self.via)
+        if self.init_reserved is not None:
+            module["init_reserved"] = self.init_reserved
         out: dict[str, Any] = {
             "name": self.name,
             "module": module,
@@ -140,19 +151,21 @@ class VendorProfile:
             out["description"] = self.description
         if self.deviations:
             out["deviations"] = [d.to_dict() for d in self.deviations]
+        if self.skip:
+            out["skip"] = [{"check": k, "reason": v} for k, v in self.skip.items()]
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> VendorProfile:
         where = source or "profile"
-        _no_unknown(data, {"name", "description", "module", "token", "provisioning", "deviations"}, where)
+        _no_unknown(data, {"name", "description", "module", "token", "provisioning", "deviations", "skip"}, where)
         name = _str(data, "name", where, required=True)
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
             raise ProfileError(f"{where}: name {name!r}: use letters, digits, '.', '_' and '-' only (it names files and results)")
         description = _str(data, "description", where) or ""
 
         module = _table(data, "module", where, required=True)
-        _no_unknown(module, {"path", "env"}, f"{where}: module")
+        _no_unknown(module, {"path", "env", "via", "init_reserved"}, f"{where}: module")
         raw_paths = module.get("path")
         paths = [raw_paths] if isinstance(raw_paths, str) else raw_paths
         if not paths or not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
@@ -160,6 +173,15 @@ class VendorProfile:
         env = module.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise ProfileError(f"{where}: module.env: expected a table of strings, e.g. env = {{ VAR = \"value\" }}")
+        from .provisioning import PROVISIONERS, WRAPPERS  # late: provisioning imports this module
+
+        via = module.get("via", [])
+        if not isinstance(via, list) or not all(isinstance(v, str) and v in WRAPPERS for v in via) or len(set(via)) != len(via):
+            raise ProfileError(f"{where}: module.via: expected a list of distinct layers from {', '.join(sorted(WRAPPERS))}, "
+                               "innermost first, e.g. via = [\"p11-kit\"]")
+        init_reserved = _str(module, "init_reserved", f"{where}: module")
+        if init_reserved is not None and "p11-kit" not in via:
+            raise ProfileError(f"{where}: module.init_reserved needs via = [\"p11-kit\"] (python-pkcs11 cannot pass it itself)")
 
         token = _table(data, "token", where, required=True)
         twhere = f"{where}: token"
@@ -179,13 +201,11 @@ class VendorProfile:
         prov = _table(data, "provisioning", where) or {"kind": "none"}
         _no_unknown(prov, {"kind"}, f"{where}: provisioning")
         kind = _str(prov, "kind", f"{where}: provisioning") or "none"
-        from .provisioning import PROVISIONERS  # late: provisioning imports this module
-
         if kind not in PROVISIONERS:
             raise ProfileError(f"{where}: provisioning.kind: unknown kind {kind!r}; use one of {', '.join(sorted(PROVISIONERS))}")
         if kind != "none" and not disposable:
             raise ProfileError(f"{where}: provisioning.kind = {kind!r} creates tokens; it needs token.disposable = true")
-        if kind != "none" and so_pin is None:
+        if kind in ("softhsm2", "opencryptoki", "tpm2") and so_pin is None:
             raise ProfileError(f"{where}: token.so_pin: provisioning a token needs an SO PIN")
         if kind != "none" and label is None:
             raise ProfileError(f"{where}: token.label: provisioning a token needs the label to give it")
@@ -196,6 +216,16 @@ class VendorProfile:
         deviations = tuple(
             Deviation.from_dict(d if isinstance(d, dict) else {}, f"{where}: deviations[{i}]") for i, d in enumerate(raw_devs)
         )
+        raw_skip = data.get("skip", [])
+        skip: dict[str, str] = {}
+        if not isinstance(raw_skip, list):
+            raise ProfileError(f"{where}: skip: write each as a [[skip]] table with check = \"pattern\" and reason = \"...\"")
+        for i, entry in enumerate(raw_skip):
+            swhere = f"{where}: skip[{i}]"
+            if not isinstance(entry, dict):
+                raise ProfileError(f"{swhere}: expected a [[skip]] table with check and reason")
+            _no_unknown(entry, {"check", "reason"}, swhere)
+            skip[_str(entry, "check", swhere, required=True)] = _str(entry, "reason", swhere, required=True)  # type: ignore[index]
         return cls(
             name=name,
             description=description,
@@ -209,6 +239,9 @@ class VendorProfile:
             env=dict(env),
             deviations=deviations,
             source=source,
+            via=tuple(via),
+            init_reserved=init_reserved,
+            skip=skip,
         )
 
 

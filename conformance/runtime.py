@@ -1,20 +1,17 @@
-"""A vendor made live in this process: token provisioned, module loaded, token found, PIN verified."""
+"""A vendor made live for one pytest process: token provisioned, the module loaded in the executor child (never
+here), token found, PIN verified. The pytest process keeps only the facts and the executor."""
 
 from __future__ import annotations
 
-import gc
-import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pkcs11
-
-from .groundtruth import GroundTruth
+from .engine.executor import Executor, ExecutorError, Limits
 from .pins import PinUnavailable, Secret
 from .profile import VendorProfile
-from .provisioning import Provisioned, ProvisioningError, provisioner_for
-from .tokens import LOAD_ERRORS, TokenNotFound, describe, find_token
+from .provisioning import Provisioned, ProvisioningError, Stage, set_up
 
 
 class VendorUnavailable(RuntimeError):
@@ -23,93 +20,98 @@ class VendorUnavailable(RuntimeError):
 
 @dataclass
 class VendorRuntime:
-    """Live objects for one vendor in one process. Not a boundary type: never serialised."""
+    """One vendor in one pytest process (one per xdist worker). Not a boundary type: never serialised."""
 
     profile: VendorProfile
+    stage: Stage
     provisioned: Provisioned
-    module_path: str
-    lib: Any
-    token: Any
-    ground_truth: GroundTruth
+    executor: Executor
 
     @property
-    def slot_id(self) -> int:
-        return self.token.slot.slot_id
+    def facts(self) -> dict[str, Any]:
+        return self.executor.facts
+
+    @property
+    def library_version(self) -> str:
+        return str(self.facts.get("library", {}).get("version", "0.0"))
 
     def user_pin(self) -> str:
         return self.profile.user_pin.reveal()
 
-    def open_session(self, *, login: bool = True, rw: bool = True) -> Any:
-        """A new session; with login=True the user is logged in through it (python-pkcs11's token.open)."""
-        return self.token.open(rw=rw, user_pin=self.user_pin() if login else None)
-
-    def reset(self) -> None:
-        """Cheap per-test reset: drop dangling iterators, close every session of ours, back to public state."""
-        gc.collect()
-        self.ground_truth.close_all_sessions(self.slot_id)
-
     def describe(self) -> dict[str, Any]:
-        return {"module": self.module_path, **describe(self.lib, self.token)}
+        return {"module": self.profile.module or "", **self.facts}
 
     def stop(self) -> None:
         try:
-            self.reset()
+            self.executor.close()
         finally:
-            provisioner_for(self.profile).teardown(self.provisioned)
+            self.stage.close()
 
 
-def start(profile: VendorProfile, workdir: Path, *, verify_login: bool = False) -> VendorRuntime:
-    """Provision (if disposable), load and find the token; every failure is VendorUnavailable with the fix."""
+def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), sut: str = "",
+          trace: bool = False, verify_login: bool = False) -> VendorRuntime:
+    """Provision, start the executor child (which loads the module and finds the token); every failure is
+    VendorUnavailable with the fix. trace=True wraps the module in pkcs11-spy (if the profile does not already)."""
     module = profile.module
     if module is None:
         raise VendorUnavailable(f"{profile.name}: module not found at {', '.join(profile.module_paths)}; "
                                 "install it or fix module.path in the profile")
-    loaded = getattr(pkcs11, "_loaded", {})
-    if module in loaded:
-        raise VendorUnavailable(f"{profile.name}: module {module} is already loaded in this process by another "
-                                "vendor; run these vendors in separate pytest runs")
-    provisioner = provisioner_for(profile)
+    via = list(profile.via) + (["spy"] if trace and "spy" not in profile.via else [])
+    pin_problem: PinUnavailable | None = None
     try:
-        provisioned = provisioner.prepare(profile, workdir)
+        pin = profile.user_pin.reveal()
+    except PinUnavailable as exc:
+        # Reported after the module and token are known good: those faults are named first.
+        pin, pin_problem = "", exc
+    try:
+        stage = set_up(profile, workdir / "token", module, via)
     except (ProvisioningError, PinUnavailable) as exc:
         raise VendorUnavailable(f"{profile.name}: {exc}") from None
     try:
-        # The module reads its configuration (e.g. SOFTHSM2_CONF) when it is initialised, i.e. on load.
-        os.environ.update(provisioned.env)
+        provisioned = stage.freeze()
+        init = {
+            "name": profile.name,
+            "module": provisioned.module,
+            "module_shown": module,
+            "ground_truth": provisioned.ground_truth,
+            "env": dict(provisioned.env),
+            "token_label": provisioned.token_label,
+            "token_uri": provisioned.token_uri,
+            "pin": pin,
+            "sut": sut,
+            "sys_path": [p for p in sys.path if p],  # so the child can import the --sut module and checks as we did
+        }
+        executor = Executor(init, workdir / "executor", limits, launcher=provisioned.launcher, cwd=provisioned.cwd)
         try:
-            lib = pkcs11.lib(module)
-        except LOAD_ERRORS as exc:
-            raise VendorUnavailable(f"{profile.name}: {module} could not be loaded as a PKCS#11 module "
-                                    f"({type(exc).__name__}: {exc}); point module.path at the vendor's PKCS#11 library") from None
-        try:
-            token = find_token(lib, provisioned.token_label, provisioned.token_uri)
-        except (TokenNotFound, ValueError) as exc:
+            executor.ensure()
+        except ExecutorError as exc:
             raise VendorUnavailable(f"{profile.name}: {exc}") from None
-        runtime = VendorRuntime(profile, provisioned, module, lib, token, GroundTruth(module))
+        runtime = VendorRuntime(profile, stage, provisioned, executor)
+        if pin_problem is not None:
+            executor.close()
+            raise VendorUnavailable(f"{profile.name}: {pin_problem}")
         if verify_login:
             check_login(runtime)
         return runtime
     except BaseException:
-        provisioner.teardown(provisioned)
+        stage.close()
         raise
 
 
 def check_login(runtime: VendorRuntime) -> None:
     """Log in once and out again, so a wrong or locked PIN stops the run before any check (one failed try)."""
     profile = runtime.profile
-    try:
-        session = runtime.open_session(login=True, rw=True)
-    except PinUnavailable as exc:
-        raise VendorUnavailable(f"{profile.name}: {exc}") from None
-    except pkcs11.exceptions.PinIncorrect:
+    answer = runtime.executor.login_check()
+    problem = answer.get("problem")
+    if problem is None:
+        return
+    runtime.stop()
+    if problem == "wrong_pin":
         raise VendorUnavailable(f"{profile.name}: the user PIN (from {profile.user_pin.source}) is wrong; "
-                                "set PKCS11_TOKEN_PIN or fix token.user_pin") from None
-    except pkcs11.exceptions.PinLocked:
-        raise VendorUnavailable(f"{profile.name}: the token's user PIN is locked; have the SO unlock it") from None
-    except pkcs11.exceptions.PKCS11Error as exc:
-        raise VendorUnavailable(f"{profile.name}: logging in failed ({type(exc).__name__}); "
-                                "check the token and its PIN") from None
-    session.close()
+                                "set PKCS11_TOKEN_PIN or fix token.user_pin")
+    if problem == "locked":
+        raise VendorUnavailable(f"{profile.name}: the token's user PIN is locked; have the SO unlock it")
+    raise VendorUnavailable(f"{profile.name}: logging in failed ({answer.get('error')}); check the token and its PIN")
 
 
 def pins_of(profile: VendorProfile) -> list[str]:

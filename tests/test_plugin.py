@@ -231,8 +231,8 @@ def test_token_directories_live_under_basetemp(name, inner_run):
     """The run's SoftHSM token directories (preflight and per worker) are made under --basetemp; tokens/ is removed."""
     run = inner_run(name)
     confs = sorted(run.basetemp.glob("**/softhsm2.conf"))
-    assert any(p.parent.name.startswith("vendor-softhsm") for p in confs), confs
-    assert any(p.parent.parent.name.startswith("preflight") for p in confs), confs
+    assert any(p.parent.parent.name.startswith("vendor-softhsm") for p in confs), confs
+    assert any(p.parent.parent.parent.name.startswith("preflight") for p in confs), confs
     for conf in confs:
         tokendir = Path(re.search(r"^directories\.tokendir = (.+)$", conf.read_text(), re.M).group(1))
         assert tokendir.is_relative_to(run.basetemp), tokendir

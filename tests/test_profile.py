@@ -130,7 +130,7 @@ def test_binding_deviations_validate():
         (minimal(label=None, uri="token=fake"), "write pkcs11:token=LABEL"),
         ({**minimal(), "provisioning": {"kind": "softhsm2"}}, "needs token.disposable = true"),
         ({**minimal(disposable=True), "provisioning": {"kind": "softhsm2"}}, "needs an SO PIN"),
-        ({**minimal(), "provisioning": {"kind": "magic"}}, "use one of none, softhsm2"),
+        ({**minimal(), "provisioning": {"kind": "magic"}}, "use one of none, nss, opencryptoki, softhsm2, tpm2"),
         ({**minimal(), "module": {"path": []}}, "give the PKCS#11 library's path"),
         ({**minimal(), "module": {"path": "/x.so", "env": {"A": 1}}}, "expected a table of strings"),
         ({k: v for k, v in minimal().items() if k != "token"}, "the [token] table is missing"),

@@ -22,6 +22,11 @@ from .families import FAMILIES
 from .schedule import Schedule, Step, StepResult
 
 _STDOUT = sys.stdout.fileno()
+
+
+class SetupFailed(RuntimeError):
+    """The module or token cannot be used; the message names the fix."""
+
 _RESET = object()
 _STOP = object()
 
@@ -70,15 +75,21 @@ class Child:
         import pkcs11
 
         from ..groundtruth import GroundTruth
-        from ..tokens import find_token
+        from ..live import LiveVendor
+        from ..tokens import LOAD_ERRORS, find_token
 
         os.environ.update(init.get("env", {}))
         for path in reversed(init.get("sys_path", [])):
             if path not in sys.path:
                 sys.path.insert(0, path)
-        self.lib = pkcs11.lib(init["module"])
+        try:
+            self.lib = pkcs11.lib(init["module"])
+        except LOAD_ERRORS as exc:
+            raise SetupFailed(f"{init.get('module_shown', init['module'])} could not be loaded as a PKCS#11 module "
+                              f"({type(exc).__name__}: {exc}); point module.path at the vendor's PKCS#11 library") from None
         self.token = find_token(self.lib, init.get("token_label"), init.get("token_uri"))
-        self.ground_truth = GroundTruth(init["module"])
+        self.ground_truth = GroundTruth(init.get("ground_truth") or init["module"])
+        self.live = LiveVendor(self.lib, self.token, self.ground_truth, init["pin"], init.get("name", ""))
         self.pin = init["pin"]
         self.factory = None
         self.sut_spec = init.get("sut") or ""
@@ -318,14 +329,25 @@ def main() -> int:
         msg = json.loads(line)
         cmd = msg.get("cmd")
         if cmd == "init":
+            from ..pins import redact
+
             try:
                 child = Child(msg)
-            except Exception as exc:  # reported as data; the parent turns it into a clear error
-                from ..pins import redact
+                from ..tokens import describe
 
-                _emit({"event": "error", "error": type(exc).__name__, "detail": redact(str(exc)[:300], [msg.get("pin", "")])})
+                facts = describe(child.lib, child.token)
+            except Exception as exc:  # reported as data; the parent turns it into a clear error
+                _emit({"event": "error", "error": type(exc).__name__, "detail": redact(str(exc)[:500], [msg.get("pin", "")])})
                 return 2
-            _emit({"event": "ready", "pid": os.getpid()})
+            _emit({"event": "ready", "pid": os.getpid(), "facts": json.loads(redact(json.dumps(facts), [child.pin]))})
+        elif cmd == "check" and child is not None:
+            from .checkrun import run_check
+
+            _emit({"event": "check", **run_check(child.live, msg)})
+        elif cmd == "login_check" and child is not None:
+            from .checkrun import login_check
+
+            _emit({"event": "login_check", **login_check(child.live)})
         elif cmd == "run" and child is not None:
             child.run(msg)
         elif cmd == "stress" and child is not None:

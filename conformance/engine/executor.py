@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from .schedule import Schedule, StepResult, Trace
 
@@ -36,10 +36,14 @@ class Limits:
 
 
 class Executor:
-    def __init__(self, init: dict[str, Any], workdir: Path, limits: Limits = Limits()) -> None:
+    def __init__(self, init: dict[str, Any], workdir: Path, limits: Limits = Limits(), *,
+                 launcher: Sequence[str] = (), cwd: str | None = None) -> None:
         self._init = init  # holds the PIN: never printed, only written to the child's stdin
         self.workdir = workdir
         self.limits = limits
+        self.launcher = tuple(launcher)  # e.g. nsenter into the vendor's private namespace
+        self.cwd = cwd
+        self.facts: dict[str, Any] = {}  # library, token and mechanism facts from the child's first start
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._eof = False
@@ -51,10 +55,12 @@ class Executor:
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         stderr = open(self.workdir / f"child-{len(self.pids)}.stderr", "w")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, **self._init.get("env", {}),
+               "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))}
+        self._stderr_path = self.workdir / f"child-{len(self.pids)}.stderr"
         self._proc = subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "-m", "conformance.engine.child"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, bufsize=1,
+            [*self.launcher, sys.executable, "-X", "faulthandler", "-m", "conformance.engine.child"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, bufsize=1, cwd=self.cwd,
         )
         stderr.close()
         self._lines = queue.Queue()
@@ -65,8 +71,9 @@ class Executor:
         if reply is None or reply.get("event") != "ready":
             detail = reply.get("detail") if reply else self._death()
             self.close()
-            raise ExecutorError(f"executor child did not start: {detail}")
+            raise ExecutorError(detail if reply else f"the module process died while loading the module ({detail})")
         self.pids.append(reply["pid"])
+        self.facts = self.facts or reply.get("facts", {})
 
     @staticmethod
     def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
@@ -169,6 +176,49 @@ class Executor:
             for i in range(len(schedule.steps))
         )
         return Trace(out, crashed=crashed, stacks=stacks)
+
+    def check(self, module: str, function: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
+        """Run one check's body in the child: {"outcome": passed|failed|skipped|crashed|hung, "message", ...}.
+        A child silent past `timeout` gets SIGABRT, so faulthandler writes every thread's stack before it dies."""
+        self.ensure()
+        self._send({"cmd": "check", "module": module, "function": function, "args": list(args),
+                    "limits": {"block_window": self.limits.block_window, "step_timeout": self.limits.step_timeout}})
+        msg = self._read(timeout)
+        if msg is not None:
+            msg.pop("event", None)
+            return msg
+        if self._eof:
+            cause = self._death()
+            self._kill()
+            return {"outcome": "crashed", "message": f"the module process died ({cause}) during the check",
+                    "stacks": self._stderr_tail()}
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGABRT)
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill()
+        return {"outcome": "hung", "message": f"the check did not finish in {timeout:.0f} s (--check-timeout)",
+                "stacks": self._stderr_tail()}
+
+    def login_check(self) -> dict[str, Any]:
+        self.ensure()
+        self._send({"cmd": "login_check"})
+        msg = self._read(self.limits.startup_timeout)
+        if msg is None:
+            cause = self._death()
+            self._kill()
+            return {"problem": "other", "error": f"the module process died ({cause}) while logging in"}
+        return msg
+
+    def _stderr_tail(self, limit: int = 20000) -> str:
+        """faulthandler's dump (all threads) from the dead child's stderr, bounded."""
+        try:
+            text = self._stderr_path.read_text(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+        return text[-limit:]
 
     def queue_floor(self, n: int = 20000) -> float:
         """The child's bare thread hand-off round trip in µs (benchmark baseline)."""

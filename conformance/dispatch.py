@@ -1,0 +1,53 @@
+"""Runs check bodies in the vendor's executor child instead of the pytest process (plugin hook module).
+
+A check whose function takes only `vendor`, `observe` and `limits` is sent to the child by name; its outcome
+comes back as data and is re-raised here, so pytest, xfail-strict deviations and the results see it as if it
+had run in-process. A module that crashes or hangs takes the child, not the run: the check is `crashed` / `hung`
+with every thread's stack. Checks that drive the child themselves (play, scenario, stress) run here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from . import markers
+from .engine.checkrun import CHILD_ARGS
+from .pins import redact
+
+
+def runs_in_child(item: pytest.Function) -> bool:
+    if item.get_closest_marker(markers.CHECK) is None:
+        return False
+    args = item._fixtureinfo.argnames  # the function's own parameters (not autouse fixtures)
+    return "vendor" in args and set(args) <= set(CHILD_ARGS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    if not runs_in_child(pyfuncitem):
+        return None
+    from .plugin import STATE
+    from .records import PROPERTY
+
+    state = pyfuncitem.config.stash[STATE]
+    runtime = pyfuncitem.funcargs["vendor"]
+    meta: dict[str, Any] = next(v for k, v in pyfuncitem.user_properties if k == PROPERTY)
+    function = pyfuncitem.function
+    result = runtime.executor.check(function.__module__, function.__name__, pyfuncitem._fixtureinfo.argnames,
+                                    timeout=state.check_timeout)
+    if "observed" in result:
+        meta["observed"] = result["observed"]
+    outcome = result.get("outcome")
+    message = redact(str(result.get("message", "")), state.secrets)
+    if outcome == "passed":
+        return True
+    if outcome == "skipped":
+        pytest.skip(message)
+    if outcome in ("crashed", "hung"):
+        meta["status"] = outcome
+        stacks = redact(result.get("stacks") or "", state.secrets)
+        pytest.fail(f"{message}\n\n{stacks}".rstrip(), pytrace=False)
+    where = result.get("where")
+    pytest.fail(f"{message}\n{where}" if where else message, pytrace=False)

@@ -1,0 +1,40 @@
+"""The vendor as checks see it inside the executor child: the loaded module, the token, the PIN and ground truth.
+
+Only the executor child loads a module; the pytest process never does (a module that crashes takes the child,
+and several vendors whose modules cannot share a process run side by side in one pytest run).
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass
+from typing import Any
+
+from .groundtruth import GroundTruth
+
+
+@dataclass
+class LiveVendor:
+    """What a check body gets as `vendor` in the executor child. Not a boundary type: never serialised."""
+
+    lib: Any
+    token: Any
+    ground_truth: GroundTruth
+    pin: str
+    name: str = ""
+
+    @property
+    def slot_id(self) -> int:
+        return self.token.slot.slot_id
+
+    def user_pin(self) -> str:
+        return self.pin
+
+    def open_session(self, *, login: bool = True, rw: bool = True) -> Any:
+        """A new session; with login=True the user is logged in through it (python-pkcs11's token.open)."""
+        return self.token.open(rw=rw, user_pin=self.pin if login else None)
+
+    def reset(self) -> None:
+        """Cheap per-check reset: drop dangling iterators, close every session of ours, back to public state."""
+        gc.collect()
+        self.ground_truth.close_all_sessions(self.slot_id)
