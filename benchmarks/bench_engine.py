@@ -36,10 +36,10 @@ CHEAP = {"random": {}, "digest": {}}
 
 
 def executor_for(runtime, workdir: Path, sut: str) -> Executor:
-    init = {"module": runtime.module_path, "env": dict(runtime.provisioned.env),
-            "token_label": runtime.provisioned.token_label, "token_uri": None, "pin": runtime.user_pin(),
-            "sut": sut, "sys_path": sys.path}
-    return Executor(init, workdir, Limits())
+    p = runtime.provisioned
+    init = {"module": p.module, "ground_truth": p.ground_truth, "env": dict(p.env), "token_label": p.token_label,
+            "token_uri": p.token_uri, "pin": runtime.user_pin(), "sut": sut, "sys_path": sys.path}
+    return Executor(init, workdir, Limits(), launcher=p.launcher, cwd=p.cwd)
 
 
 def per_step_overhead(executor: Executor, steps: int, op: str) -> tuple[float, float]:

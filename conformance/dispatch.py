@@ -51,3 +51,54 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         pytest.fail(f"{message}\n\n{stacks}".rstrip(), pytrace=False)
     where = result.get("where")
     pytest.fail(f"{message}\n{where}" if where else message, pytrace=False)
+
+
+# --- call traces: each failing check's slice of the vendor's pkcs11-spy log -----------------------------------
+
+TRACE_START = pytest.StashKey[int]()
+TRACE_DIR = "traces"  # next to the results JSON; records hold paths relative to it
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    runtime = getattr(item, "funcargs", {}).get("vendor")
+    log = getattr(getattr(runtime, "provisioned", None), "trace_log", None)
+    if log is not None:
+        from .traces import TraceCursor
+
+        item.stash[TRACE_START] = TraceCursor(log).mark()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    if call.when == "call" and TRACE_START in item.stash and (report.failed or hasattr(report, "wasxfail")):
+        _attach_trace(item, item.stash[TRACE_START])
+    return report
+
+
+def _attach_trace(item: pytest.Item, start: int) -> None:
+    """Write the check's redacted trace slice next to the results JSON and record its relative path."""
+    import os
+    from pathlib import Path
+
+    from . import options
+    from .plugin import STATE
+    from .records import PROPERTY
+    from .traces import trace_slice
+
+    runtime = item.funcargs["vendor"]  # type: ignore[attr-defined]
+    state = item.config.stash[STATE]
+    meta = next(v for k, v in item.user_properties if k == PROPERTY)
+    text = trace_slice(runtime.provisioned.trace_log, start, state.secrets)
+    if not text.strip():
+        return
+    results = Path(item.config.getoption(options.CONFORMANCE_JSON))
+    relative = Path(TRACE_DIR) / runtime.profile.name / f"{meta['check']}.log"
+    target = results.parent / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    meta["trace"] = str(relative)
