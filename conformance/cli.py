@@ -26,10 +26,10 @@ def _vendors(args: argparse.Namespace) -> int:
         print(f"no vendor profiles in {', '.join(map(str, dirs))}; pass --dir=PATH", file=sys.stderr)
         return EXIT_USAGE
     for name, path in found.items():
-        a = availability(name, path)
+        a = availability(name, path, with_version=True)
         status = "present" if a.available else "unavailable"
         module = a.profile.module or ", ".join(a.profile.module_paths) if a.profile else "-"
-        print(f"{name:20} {status:12} {module}" + (f"  ({a.why})" if a.why else ""))
+        print(f"{name:16} {status:12} {a.version or '-':32} {module}" + (f"  ({a.why})" if a.why else ""))
     return EXIT_OK
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -22,6 +23,7 @@ class Availability:
     path: str
     available: bool
     why: str = ""
+    version: str | None = None  # the owning package and its version, where the module is packaged
 
 
 def profile_paths(dirs: Iterable[Path]) -> dict[str, Path]:
@@ -36,14 +38,20 @@ def profile_paths(dirs: Iterable[Path]) -> dict[str, Path]:
     return found
 
 
-def availability(name: str, path: Path) -> Availability:
+def availability(name: str, path: Path, with_version: bool = False) -> Availability:
     try:
         profile = load_profile(path)
     except ProfileError as exc:
         return Availability(None, name, str(path), False, str(exc))
     if profile.module is None:
         return Availability(profile, name, str(path), False, f"module not found at {', '.join(profile.module_paths)}")
-    return Availability(profile, name, str(path), True)
+    from .provisioning.requirements import missing, package_version
+
+    lacking = missing(profile.provisioning, profile.via)
+    version = package_version(profile.module) if with_version else None
+    if lacking:
+        return Availability(profile, name, str(path), False, f"missing {', '.join(lacking)}", version)
+    return Availability(profile, name, str(path), True, version=version)
 
 
 def resolve(names: Sequence[str], files: Sequence[str], dirs: Sequence[Path]) -> list[VendorProfile]:
@@ -53,6 +61,10 @@ def resolve(names: Sequence[str], files: Sequence[str], dirs: Sequence[Path]) ->
     for name in names:
         if name == ALL:
             usable = [a.profile for n, p in known.items() if (a := availability(n, p)).available and a.profile]
+            # --vendor=all names what it leaves out, so a missing stack is never silent.
+            for n, p in known.items():
+                if not (a := availability(n, p)).available:
+                    print(f"pkcs11-conformance: --vendor=all leaves out {n}: {a.why}", file=sys.stderr)
             if not usable:
                 raise ProfileError(f"--vendor=all: no profile's module is present in {', '.join(map(str, dirs))}; "
                                    "run `pkcs11-conformance vendors` to see why")
@@ -80,4 +92,9 @@ def _usable(profile: VendorProfile) -> VendorProfile:
     if profile.module is None:
         raise ProfileError(f"{profile.source}: module not found at {', '.join(profile.module_paths)}; "
                            "install the module or fix module.path")
+    from .provisioning.requirements import missing
+
+    lacking = missing(profile.provisioning, profile.via)
+    if lacking:
+        raise ProfileError(f"{profile.source}: {profile.name} needs {', '.join(lacking)}")
     return profile

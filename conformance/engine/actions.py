@@ -44,6 +44,15 @@ class World:
     provider_handles: list[int] = field(default_factory=list)  # the ones the provider's opener opened
     open_calls: int = 0
     fail_next_open: bool = False
+    opened_at: dict[str, int] = field(default_factory=dict)  # ref -> its index in opened_handles
+
+    def is_open(self, ref: str) -> bool:
+        """Ground truth for one ref: its handle is a live session *and* no session opened after it was given the
+        same handle (modules may reuse a closed session's handle: OpenCryptoki does)."""
+        handle = self.sessions[ref].handle
+        if handle in self.opened_handles[self.opened_at.get(ref, -1) + 1:]:
+            return False
+        return self.ground_truth.session_info(handle) is not None
 
     def open_session(self) -> Any:
         """The --sut contract's open_session: R/W, user logged in; fails once when told to."""
@@ -68,6 +77,7 @@ class World:
 def _open(w: World, actor: int, ref: str, login: bool) -> Any:
     session = w.token.open(rw=True, user_pin=w.pin if login else None)
     w.sessions[ref] = session
+    w.opened_at[ref] = len(w.opened_handles)
     w.opened_handles.append(session.handle)
     return None
 
@@ -78,7 +88,7 @@ def _close(w: World, actor: int, session: str) -> Any:
 
 
 def _state(w: World, actor: int, session: str) -> Any:
-    info = w.ground_truth.session_info(w.sessions[session].handle)
+    info = w.ground_truth.session_info(w.sessions[session].handle) if w.is_open(session) else None
     if info is None:
         return "closed"
     return "user" if info.state.logged_in else "public"

@@ -87,7 +87,7 @@ def run_stress(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     if not _free_run(worker, threads_n, "stress", msg, timeout):
         return {"status": "hung", "violations": violations, "stacks": _stacks(), "restart": True}
     elapsed = time.perf_counter() - started
-    still_open = sum(1 for h in world.provider_handles if child.ground_truth.session_info(h) is not None)
+    still_open = sum(1 for h in set(world.provider_handles) if child.ground_truth.session_info(h) is not None)
     if still_open:
         violations.append(f"{still_open} provider session(s) still open after every thread released")
     child.close_everything()
