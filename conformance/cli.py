@@ -25,11 +25,19 @@ def _vendors(args: argparse.Namespace) -> int:
     if not found:
         print(f"no vendor profiles in {', '.join(map(str, dirs))}; pass --dir=PATH", file=sys.stderr)
         return EXIT_USAGE
+    unavailable = 0
     for name, path in found.items():
         a = availability(name, path, with_version=True)
+        unavailable += not a.available
         status = "present" if a.available else "unavailable"
         module = a.profile.module or ", ".join(a.profile.module_paths) if a.profile else "-"
-        print(f"{name:16} {status:12} {a.version or '-':32} {module}" + (f"  ({a.why})" if a.why else ""))
+        if a.profile and a.profile.via:
+            module += f" via {' + '.join(a.profile.via)}"
+        print(f"{name:16} {status:12} {a.version or '-':34} {module}" + (f"  ({a.why})" if a.why else ""))
+    if args.strict and unavailable:
+        print(f"{unavailable} vendor profile(s) cannot run here; install what is missing (scripts/bootstrap.sh)",
+              file=sys.stderr)
+        return EXIT_REGRESSIONS
     return EXIT_OK
 
 
@@ -75,8 +83,9 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pkcs11-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    vendors = sub.add_parser("vendors", help="list vendor profiles and whether each module is present")
+    vendors = sub.add_parser("vendors", help="list vendor profiles: present or not (and why), module package version")
     vendors.add_argument("--dir", action="append", default=[], help="profile directory (default: ./vendors)")
+    vendors.add_argument("--strict", action="store_true", help="exit 1 if any profile cannot run here (CI)")
     vendors.set_defaults(func=_vendors)
     gate = sub.add_parser("gate", help="compare CANDIDATE.json against BASELINE.json: exit 0 no regressions, "
                           "1 regressions (one line each), 2 bad input")

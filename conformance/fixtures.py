@@ -13,7 +13,9 @@ from .deviations import applicable, mark_for, model_params
 from .plugin import STATE
 from .records import PROPERTY
 from .runtime import VendorRuntime, VendorUnavailable, start
+from .capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, require, unsupported_steps
 from .engine.executor import Executor, ExecutorError, Limits
+from .engine.strategies import step_key
 from .engine.families import FAMILIES
 from .engine.judge import judge
 from .engine.params import ModelParams
@@ -113,6 +115,13 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
         if not vendor.profile.disposable:
             pytest.skip("free-running stress can crash a module and has wiped tokens here; "
                         "it runs only on disposable tokens")
+        if "calls" in params:  # raw concurrent calls: only those the token supports
+            usable = [c for c in params["calls"] if not any(cap in missing_of(vendor) for cap in CALL_NEEDS[c])]
+            if not usable:
+                require(vendor, *{cap for c in params["calls"] for cap in CALL_NEEDS[c]})
+            params = {**params, "calls": usable}
+        for use in params.get("uses", ()):
+            require(vendor, *STEP_NEEDS.get(f"use:{use}", ()))
         result: dict[str, Any] = {}
         for _ in range(rounds):
             result = executor.stress(dict(params), timeout=STRESS_TIMEOUT_S)
@@ -148,7 +157,8 @@ def _fail_with(request: pytest.FixtureRequest, meta: dict[str, Any], vendor: Ven
 
 def _params(vendor: VendorRuntime) -> ModelParams:
     versions = {"python-pkcs11": binding_version(), "library": vendor.library_version}
-    return model_params(vendor.profile, versions)
+    unsupported = unsupported_steps(missing_of(vendor))
+    return model_params(vendor.profile, versions).declare([("unsupported_steps", unsupported)])
 
 
 @pytest.fixture
@@ -180,6 +190,9 @@ def play(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Execut
 
     def run(family: str, *steps: Step) -> Trace:
         params = _params(vendor)
+        for step in steps:
+            needs = STEP_NEEDS.get(step_key(step), ())
+            require(vendor, *needs)
         schedule = plan(FAMILIES[family], params, steps)
         try:
             trace = executor.run(schedule)

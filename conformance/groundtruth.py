@@ -63,6 +63,16 @@ class _TokenInfo(ctypes.Structure):
     ]
 
 
+class _Info(ctypes.Structure):
+    _fields_ = [
+        ("cryptokiVersion", _Version),
+        ("manufacturerID", ctypes.c_char * 32),
+        ("flags", CK_ULONG),
+        ("libraryDescription", ctypes.c_char * 32),
+        ("libraryVersion", _Version),
+    ]
+
+
 _FN = ctypes.CFUNCTYPE
 # CK_FUNCTION_LIST: a CK_VERSION, then function pointers in the order of PKCS#11 v2.40 §5 (pkcs11f.h).
 _ORDER = (
@@ -72,6 +82,7 @@ _ORDER = (
     "C_SetOperationState", "C_Login", "C_Logout",
 )
 _SIGNATURES = {
+    "C_GetInfo": _FN(CK_RV, ctypes.POINTER(_Info)),
     "C_GetTokenInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_TokenInfo)),
     "C_CloseSession": _FN(CK_RV, CK_ULONG),
     "C_CloseAllSessions": _FN(CK_RV, CK_ULONG),
@@ -127,6 +138,20 @@ class GroundTruth:
             if rv != CKR_OK:
                 raise GroundTruthError(f"C_GetFunctionList returned {rv:#x}")
         self._functions = {name: sig(getattr(ptr.contents, name)) for name, sig in _SIGNATURES.items()}
+
+    def library_info(self) -> dict[str, str]:
+        """C_GetInfo of this very library (under a wrapper: the module under test, not the wrapper)."""
+        info = _Info()
+        rv = self._functions["C_GetInfo"](ctypes.byref(info))
+        if rv != CKR_OK:
+            raise GroundTruthError(f"C_GetInfo returned {rv:#x}")
+
+        def text(raw: bytes) -> str:
+            return raw.decode("utf-8", "replace").rstrip()
+
+        return {"manufacturer": text(info.manufacturerID), "description": text(info.libraryDescription),
+                "version": f"{info.libraryVersion.major}.{info.libraryVersion.minor}",
+                "cryptoki_version": f"{info.cryptokiVersion.major}.{info.cryptokiVersion.minor}"}
 
     def session_info(self, handle: int) -> SessionInfo | None:
         """C_GetSessionInfo; None when the handle is no longer a session (closed or invalid)."""

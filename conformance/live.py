@@ -22,6 +22,15 @@ class LiveVendor:
     ground_truth: GroundTruth
     pin: str
     name: str = ""
+    _missing: dict[str, str] | None = None
+
+    def missing_capabilities(self) -> dict[str, str]:
+        """capability -> why the token lacks it (probed once, on first use)."""
+        if self._missing is None:
+            from .capabilities import probe
+
+            self._missing = probe(self.token, self.pin)  # its sessions close themselves: nothing else is touched
+        return self._missing
 
     @property
     def slot_id(self) -> int:
@@ -35,6 +44,11 @@ class LiveVendor:
         return self.token.open(rw=rw, user_pin=self.pin if login else None)
 
     def reset(self) -> None:
-        """Cheap per-check reset: drop dangling iterators, close every session of ours, back to public state."""
+        """Cheap per-check reset: drop dangling iterators, close every session of ours, back to public state;
+        on a token that keeps session objects past their session, also destroy the harness's objects."""
         gc.collect()
         self.ground_truth.close_all_sessions(self.slot_id)
+        if "session_objects_end" in self.missing_capabilities():
+            from .capabilities import sweep
+
+            sweep(self.token, self.pin)

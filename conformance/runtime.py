@@ -73,6 +73,7 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
             "name": profile.name,
             "module": provisioned.module,
             "module_shown": module,
+            "real_module": module,
             "ground_truth": provisioned.ground_truth,
             "env": dict(provisioned.env),
             "token_label": provisioned.token_label,
@@ -91,7 +92,12 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
             executor.close()
             raise VendorUnavailable(f"{profile.name}: {pin_problem}")
         if verify_login:
-            check_login(runtime)
+            check_login(runtime)  # before the probe below logs in: a wrong PIN costs one try, not several
+        try:
+            executor.capabilities()
+        except ExecutorError as exc:
+            raise VendorUnavailable(f"{profile.name}: {exc}") from None
+        executor.facts["stack"] = list(via)
         return runtime
     except BaseException:
         stage.close()

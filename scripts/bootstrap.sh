@@ -4,7 +4,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(softhsm2 python3-venv chromium)
+# The five module stacks the vendors/ profiles run on, what provisions them, and the report's browser tests.
+APT_PACKAGES=(
+  python3-venv gcc util-linux dbus chromium
+  softhsm2                                          # softhsm, softhsm-p11kit, softhsm-spy
+  p11-kit p11-kit-modules                           # softhsm-p11kit, nss (p11-kit-proxy)
+  opensc-pkcs11                                     # softhsm-spy (pkcs11-spy)
+  opencryptoki                                      # opencryptoki (soft token, pkcsslotd)
+  libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0   # tpm2
+  libnss3-tools                                     # nss (certutil; softokn comes with libnss3)
+)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

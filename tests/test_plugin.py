@@ -20,6 +20,8 @@ CHECKS = ("--pyargs", "conformance.checks")
 RUN_KEYS = {"id", "started", "finished", "harness_version", "python_pkcs11_version", "python", "platform",
             "hypothesis_profile", "sut"}
 VENDOR_KEYS = {"module", "library", "token", "mechanisms"}
+# Extensions of the contract: missing capabilities (checks that need them skip) and the wrapper stack.
+VENDOR_EXTENSIONS = {"capabilities_missing", "stack"}
 # How a run that got to judge the vendor ends: every check passed, or some check failed (a finding, not a harness fault).
 RAN = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
 RESULT_KEYS = {"check", "vendor", "layer", "outcome", "observed", "reason", "spec", "duration_s", "reproducer", "trace"}
@@ -97,7 +99,7 @@ def test_results_json_follows_the_contract(inner_run):
     assert doc["run"]["sut"] == "conformance.refsession:reference_session"
     assert set(doc["vendors"]) == {"softhsm"}
     softhsm = doc["vendors"]["softhsm"]
-    assert set(softhsm) == VENDOR_KEYS
+    assert set(softhsm) == VENDOR_KEYS | VENDOR_EXTENSIONS
     assert Path(softhsm["module"]).name == "libsofthsm2.so"
     assert isinstance(softhsm["library"], dict) and isinstance(softhsm["token"], dict)
     assert softhsm["token"]["label"] == "conformance"

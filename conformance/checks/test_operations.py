@@ -7,7 +7,7 @@ import pytest
 from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
-from conformance.capabilities import require_mechanisms
+from conformance.capabilities import require
 from conformance.probes import OK, ThreadCall, make_data_objects, outcome_of
 
 DATA = {Attribute.CLASS: ObjectClass.DATA}
@@ -23,7 +23,7 @@ def open_search(session):
 
 def partly_encrypted(vendor):
     """(key, iv, generator): a chunked AES-CBC-PAD encryption on a new session, its first chunk taken."""
-    require_mechanisms(vendor, Mechanism.AES_KEY_GEN, Mechanism.AES_CBC_PAD)
+    require(vendor, "aes_keygen", "aes_cbc_pad")
     session = vendor.open_session()
     key = session.generate_key(KeyType.AES, 128, store=False)
     iv = session.generate_random(128)
@@ -51,7 +51,8 @@ def test_refused_search_keeps_active_search(vendor):
     session = vendor.open_session()
     make_data_objects(session, OBJECTS)
     it = open_search(session)
-    outcome_of(lambda: list(session.get_objects(DATA)))
+    if outcome_of(lambda: list(session.get_objects(DATA))) != "OperationActive":
+        pytest.skip("the module runs a second search instead of refusing it, so the refusal path is not reached")
     rest = list(it)
     assert len(rest) == OBJECTS - 1, f"first search yielded {len(rest)} more of {OBJECTS - 1} after the refused search"
 
@@ -60,7 +61,7 @@ def test_refused_search_keeps_active_search(vendor):
 def test_single_shot_during_search(vendor, observe):
     """UG §2.6.7: "a single session can perform only one operation at a time" — whether a digest may run while a
     search is open is implementation-defined. Characterises it (ok or the exception)."""
-    require_mechanisms(vendor, Mechanism.SHA256)
+    require(vendor, "sha256_digest")
     session = vendor.open_session()
     make_data_objects(session, OBJECTS)
     it = open_search(session)

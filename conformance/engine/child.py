@@ -133,10 +133,21 @@ class Child:
         from pkcs11 import ObjectClass
         from pkcs11.constants import Attribute
 
+        # Public objects where the token allows them; else private ones (tpm2-pkcs11), which the application
+        # sees while logged in — the families that search start logged in or search through logged-in sessions.
+        # (Probed before the fixture opens: the probe logs in and out on a session of its own.)
+        missing = self.live.missing_capabilities()
         self.fixture = self.token.open(rw=True)
+        private = "public_data_objects" in missing
+        if "session_objects_end" in missing:  # earlier fixtures' objects outlived their sessions
+            from ..capabilities import sweep
+
+            sweep(self.token, self.pin, labels={FIXTURE_LABEL})
+        if private:
+            self.ground_truth.set_login(self.fixture.handle, self.pin)
         for i in range(FIXTURE_OBJECTS):
             self.fixture.create_object({
-                Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: False, Attribute.PRIVATE: False,
+                Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: False, Attribute.PRIVATE: private,
                 Attribute.LABEL: FIXTURE_LABEL, Attribute.VALUE: b"%d" % i,
             })
 
@@ -348,6 +359,13 @@ def main() -> int:
                 from ..tokens import describe
 
                 facts = describe(child.lib, child.token)
+                if msg.get("real_module") and msg["real_module"] != msg["module"]:
+                    # Under p11-kit or the spy the binding sees the wrapper's C_GetInfo: record the module's own
+                    # (the same instance the wrapper loaded), and the wrapper's beside it.
+                    from ..groundtruth import GroundTruth
+
+                    facts["loaded_library"] = facts["library"]
+                    facts["library"] = GroundTruth(msg["real_module"]).library_info()
             except Exception as exc:  # reported as data; the parent turns it into a clear error
                 _emit({"event": "error", "error": type(exc).__name__, "detail": redact(str(exc)[:500], [msg.get("pin", "")])})
                 return 2
@@ -356,6 +374,8 @@ def main() -> int:
             from .checkrun import run_check
 
             _emit({"event": "check", **run_check(child.live, msg)})
+        elif cmd == "capabilities" and child is not None:
+            _emit({"event": "capabilities", "missing": child.live.missing_capabilities()})
         elif cmd == "login_check" and child is not None:
             from .checkrun import login_check
 

@@ -202,6 +202,17 @@ class Executor:
         return {"outcome": "hung", "message": f"the check did not finish in {timeout:.0f} s (--check-timeout)",
                 "stacks": self._stderr_tail()}
 
+    def capabilities(self) -> dict[str, str]:
+        """The token's missing capabilities (capability -> why), probed once in the child; kept in facts."""
+        if "capabilities_missing" not in self.facts:
+            self.ensure()
+            self._send({"cmd": "capabilities"})
+            msg = self._read(self.limits.startup_timeout)
+            if msg is None or msg.get("event") != "capabilities":
+                raise ExecutorError(f"the module process died while its capabilities were probed ({self._death()})")
+            self.facts["capabilities_missing"] = msg["missing"]
+        return self.facts["capabilities_missing"]
+
     def login_check(self) -> dict[str, Any]:
         self.ensure()
         self._send({"cmd": "login_check"})

@@ -33,6 +33,9 @@ class ModelParams:
     # An iterator finished (consumed, failed or collected) on a thread that does not hold the session lock
     # leaves the lock held for good; consuming it raises RuntimeError ("cannot release un-acquired lock").
     nonowner_finish_keeps_lock: bool = False
+    # --- capabilities, not behaviour: scenario steps (op, or "use:WHAT") the token cannot run are left out of
+    # the menus (conformance.capabilities.STEP_NEEDS says which capability each step needs) -----------------
+    unsupported_steps: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: sorted(v) if isinstance(v, frozenset) else v for f in fields(self) if (v := getattr(self, f.name)) is not None}

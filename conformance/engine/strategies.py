@@ -38,7 +38,8 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
         if not runnable:
             break
         actor = draw(st.sampled_from(runnable), label="actor")
-        options = [s for s in family.candidates(model, actor, counter) if _fits(model, actor, s)]
+        options = [s for s in family.candidates(model, actor, counter)
+                   if _fits(model, actor, s) and step_key(s) not in params.unsupported_steps]
         if not options:
             break
         step = draw(st.sampled_from(options), label="step")
@@ -46,6 +47,11 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
         _bump(counter, step)
         current = actor
     return planner.schedule(actors)
+
+
+def step_key(step: Step) -> str:
+    """How conformance.capabilities.STEP_NEEDS names a step: its op, or use:WHAT."""
+    return f"use:{step.args.get('what')}" if step.op == "use" else step.op
 
 
 def _fits(model: Model, actor: int, step: Step) -> bool:

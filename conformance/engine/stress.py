@@ -118,7 +118,9 @@ def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     child.close_everything()  # start logged out, with no fixture: this opener logs in
     opener = child.token.open(rw=True, user_pin=child.pin)
     sessions = [opener if shared else child.token.open(rw=True) for _ in range(threads_n)]
-    keys = [s.generate_key(_AES, 128, store=False, label="pkcs11-conformance-race") for s in sessions]
+    needs_key = bool({"keygen", "attribute"} & set(msg["calls"]))
+    keys = [s.generate_key(_AES, 128, store=False, label="pkcs11-conformance-race") if needs_key else None
+            for s in sessions]
     errors: list[str] = []
     barrier = threading.Barrier(threads_n)
 
