@@ -65,9 +65,12 @@ def test_not_a_check():
     pass
 '''
 
-# A check whose process dies (as a crashing PKCS#11 module would take it down); run under xdist, which survives it.
+# Check bodies that take their process down or never return, as a faulty PKCS#11 module would. They run in the
+# vendor's executor child: the run goes on, and the check after them runs on a fresh child.
 CRASHING_CHECK = '''
+import ctypes
 import os
+import time
 
 import pytest
 
@@ -75,4 +78,20 @@ import pytest
 @pytest.mark.check("fake.crashes", layer="module", spec="x")
 def test_crashes(vendor):
     os._exit(70)
+
+
+@pytest.mark.check("fake.segfaults", layer="module", spec="x")
+def test_segfaults(vendor):
+    ctypes.string_at(0)
+
+
+@pytest.mark.check("fake.hangs", layer="module", spec="x")
+def test_hangs(vendor):
+    vendor.open_session()
+    time.sleep(60)
+
+
+@pytest.mark.check("fake.runs_after", layer="module", spec="x")
+def test_runs_after(vendor):
+    assert vendor.open_session(login=False) is not None
 '''

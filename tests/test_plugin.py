@@ -52,7 +52,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "parallel": {"args": (*CHECKS, *DETERMINISTIC, "-n", "2")},
     "sut": {"args": (*CHECKS, "-m", "sut")},
     "fakes": {"args": ("-v",), "files": {"test_fake_checks": FAKE_CHECKS}},
-    "crash": {"args": ("-n", "1"), "files": {"test_fake_crash": CRASHING_CHECK}},
+    "crash": {"args": ("--check-timeout=3",), "files": {"test_fake_crash": CRASHING_CHECK}},
 }
 
 
@@ -197,11 +197,19 @@ def test_pin_never_reaches_the_results(inner_run, softhsm_profile):
     assert pin not in json.dumps(record["observed"])
 
 
-def test_crashed_worker_is_recorded_as_crashed(inner_run):
-    """A check whose xdist worker dies is recorded with outcome "crashed"."""
+def test_crashing_and_hanging_checks_are_isolated(inner_run):
+    """Check bodies run in the vendor's executor child: one that kills its process is `crashed` (with the
+    signal or exit code), one that never returns is `hung` after --check-timeout with every thread's stack —
+    and the run goes on, without xdist, to the next check on a fresh child."""
     run = inner_run("crash")
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED, run.output
-    assert [(r["check"], r["outcome"]) for r in run.doc["results"]] == [("fake.crashes", "crashed")]
+    records = run.by_check()
+    assert {c: r["outcome"] for c, r in records.items()} == {
+        "fake.crashes": "crashed", "fake.segfaults": "crashed", "fake.hangs": "hung", "fake.runs_after": "passed"}
+    assert "exit 70" in records["fake.crashes"]["reason"]
+    assert "SIGSEGV" in records["fake.segfaults"]["reason"]
+    assert "did not finish in 3 s" in records["fake.hangs"]["reason"]
+    assert "test_hangs" in records["fake.hangs"]["reason"]  # faulthandler's stack of the stuck thread
 
 
 def declared_checks(layer: str) -> set[str]:

@@ -47,6 +47,7 @@ def profiles(draw: Any) -> VendorProfile:
         pin_spec = pin_spec | names
     so_pin = draw(pin_spec) if provisioning == "softhsm2" else draw(st.none() | pin_spec)
     by_label = provisioning == "softhsm2" or draw(st.booleans())
+    via = tuple(draw(st.lists(st.sampled_from(["p11-kit", "spy"]), unique=True, max_size=2)))
     return VendorProfile(
         name=draw(vendor_names),
         description=draw(st.just("") | names),
@@ -59,6 +60,9 @@ def profiles(draw: Any) -> VendorProfile:
         provisioning=provisioning,
         env=draw(st.dictionaries(names, st.text(max_size=20), max_size=3)),
         deviations=tuple(draw(st.lists(deviations(), max_size=3))),
+        via=via,
+        init_reserved=draw(st.none() | names) if "p11-kit" in via else None,
+        skip=draw(st.dictionaries(names, names, max_size=2)),
     )
 
 
@@ -105,6 +109,22 @@ def test_template_profile_validates():
     assert profile.user_pin.spec == "env:MY_HSM_PIN"
 
 
+@pytest.mark.parametrize("path", sorted((VENDORS / "templates").glob("*.toml")), ids=lambda p: p.stem)
+def test_hsm_templates_validate(path):
+    """vendors/templates/*.toml (Luna, nShield, YubiHSM 2, CloudHSM) load as shipped: never disposable, PINs only
+    from the environment, token used as it is."""
+    profile = load_profile(path)
+    assert (profile.disposable, profile.provisioning) == (False, "none")
+    assert profile.user_pin.spec.startswith("env:")
+
+
+@pytest.mark.parametrize("name", ["softhsm", "softhsm-p11kit", "softhsm-spy", "opencryptoki", "tpm2", "nss"])
+def test_shipped_profiles_validate(name):
+    """Every vendors/*.toml the harness ships loads; --vendor=all picks them all up."""
+    profile = load_profile(VENDORS / f"{name}.toml")
+    assert profile.name == name and profile.disposable
+
+
 def test_template_deviation_example_validates():
     """The commented [[deviations]] example in TEMPLATE.toml is a valid deviation once uncommented."""
     text = (VENDORS / "TEMPLATE.toml").read_text(encoding="utf-8")
@@ -136,9 +156,13 @@ def test_binding_deviations_validate():
         ({k: v for k, v in minimal().items() if k != "token"}, "the [token] table is missing"),
         ({**minimal(), "deviations": {"check": "x"}}, "write each as a [[deviations]] table"),
         (minimal(user_pin=""), "expected a string"),
+        ({**minimal(), "module": {"path": "/x.so", "via": ["proxy"]}}, "distinct layers from p11-kit, spy"),
+        ({**minimal(), "module": {"path": "/x.so", "init_reserved": "configdir=x"}}, "needs via = [\"p11-kit\"]"),
+        ({**minimal(), "skip": [{"check": "x.*"}]}, "reason is missing"),
     ],
     ids=["label-and-uri", "neither", "uri-not-rfc7512", "provision-non-disposable", "provision-without-so-pin",
-         "unknown-kind", "no-paths", "env-not-strings", "no-token-table", "deviations-not-list", "empty-pin"],
+         "unknown-kind", "no-paths", "env-not-strings", "no-token-table", "deviations-not-list", "empty-pin",
+         "unknown-layer", "init-reserved-without-p11kit", "skip-without-reason"],
 )
 def test_bad_profile_names_the_fix(data, fix):
     """Each invalid profile raises ProfileError whose message names the fix."""
