@@ -3,7 +3,6 @@ skips, and which vendors can run here. Real modules; skipped with the reason whe
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
