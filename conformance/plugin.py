@@ -94,10 +94,21 @@ def pytest_configure(config: pytest.Config) -> None:
                 vendors[profile.name] = preflight(profile, _scratch(config), trace=state.trace)
             except PreflightFailed as exc:
                 raise pytest.UsageError(str(exc)) from None
+        _clear_traces(Path(config.getoption(options.CONFORMANCE_JSON)), profiles)
         run = RunInfo.new(sut=sut_spec, hypothesis_profile=profile_name)
         writer = ResultsWriter(Path(config.getoption(options.CONFORMANCE_JSON)), run, vendors)
         collector = ResultsCollector(config, writer, state.secrets, baseline=baseline)
         config.pluginmanager.register(collector, "conformance.collector")
+
+
+def _clear_traces(results: Path, profiles: list[VendorProfile]) -> None:
+    """Trace slices of an earlier run of the same vendors would sit beside this run's unreferenced: remove them."""
+    import shutil
+
+    from .dispatch import TRACE_DIR
+
+    for profile in profiles:
+        shutil.rmtree(results.parent / TRACE_DIR / profile.name, ignore_errors=True)
 
 
 def _load_baseline(path: str | None, profiles: list[VendorProfile]) -> Results | None:

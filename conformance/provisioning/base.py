@@ -166,12 +166,19 @@ def stop_pid(pid: int, grace: float = 3.0) -> None:
             if done:
                 return
         except ChildProcessError:  # not our child (it forked itself): poll for existence
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not _alive(pid):
                 return
         time.sleep(0.02)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for init to reap it (which can take seconds in a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
