@@ -8,6 +8,7 @@ with every thread's stack. Checks that drive the child themselves (play, scenari
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -38,7 +39,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     result = runtime.executor.check(function.__module__, function.__name__, pyfuncitem._fixtureinfo.argnames,
                                     timeout=state.check_timeout)
     if "observed" in result:
-        meta["observed"] = result["observed"]
+        # Redacted here, at the source: the metadata also travels as a JUnit property and a pytest-html extra.
+        meta["observed"] = json.loads(redact(json.dumps(result["observed"]), state.secrets))
     outcome = result.get("outcome")
     message = redact(str(result.get("message", "")), state.secrets)
     if outcome == "passed":

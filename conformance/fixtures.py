@@ -10,6 +10,7 @@ import pytest
 
 from . import markers
 from .deviations import applicable, mark_for, model_params
+from .pins import redact
 from .plugin import STATE
 from .records import PROPERTY
 from .runtime import VendorRuntime, VendorUnavailable, start
@@ -77,10 +78,12 @@ def _conformance_check(request: pytest.FixtureRequest) -> Iterator[None]:
 def observe(request: pytest.FixtureRequest) -> Callable[[Any], None]:
     """Record the behaviour a characterising check observed (a JSON value) in its result."""
     meta = _meta(request)
+    secrets = request.config.stash[STATE].secrets
 
     def record(value: Any) -> None:
-        json.dumps(value)  # refuse what the results file could not hold, at the check that made it
-        meta["observed"] = value
+        # json.dumps refuses what the results file could not hold, at the check that made it; the PIN is
+        # redacted at the source (the metadata also travels as a JUnit property and a pytest-html extra).
+        meta["observed"] = json.loads(redact(json.dumps(value), secrets))
 
     return record
 

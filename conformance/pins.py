@@ -48,7 +48,16 @@ class Secret:
 
 
 def redact(text: str, secrets: list[str]) -> str:
-    """Replace every occurrence of any secret value in text (longest first, so overlaps cannot leak)."""
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(value, REDACTED)
+    """Replace every occurrence of any secret value in text — as text, and hex-dumped (any case, spaced or not,
+    as modules and tracers print buffers) — longest first, so overlaps cannot leak."""
+    forms: set[str] = set()
+    for value in (s for s in secrets if s):
+        forms.add(value)
+        raw = value.encode("utf-8")
+        if len(raw) >= 2:  # a one-byte hex form would match everywhere
+            for joiner in ("", " ", ":"):
+                hexed = joiner.join(f"{b:02x}" for b in raw)
+                forms.update((hexed, hexed.upper()))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, REDACTED)
     return text

@@ -34,6 +34,8 @@ class PKCS11Spy:
         stage.env["PKCS11SPY"] = stage.module  # whatever is outermost so far (the module, or p11-kit-proxy)
         stage.env["PKCS11SPY_OUTPUT"] = str(log)  # default is stderr, which the executor's pipe would carry
         stage.trace_log = str(log)
+        # The raw log has the PINs of every C_Login (only the per-check slices are redacted): gone with the stage.
+        stage.cleanups.append(lambda: log.unlink(missing_ok=True))
         stage.notes["spy"] = f"pkcs11-spy wraps {stage.module}"
         stage.module = spy
         # stage.tap stays as it is: set by p11-kit when the proxy is inside
