@@ -51,6 +51,7 @@ class ResultsCollector:
         self.baseline = baseline  # --baseline, read and validated in pytest_configure
         self.gate_report: GateReport | None = None
         self.gate_problem = ""  # why the gate could not judge this run
+        self.integrity: dict[str, list[str]] = {}  # vendor -> what changed on its real token (empty: as found)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self.builder.add(report)
@@ -76,6 +77,11 @@ class ResultsCollector:
         for vendor, counts in tally.items():
             terminalreporter.write_line(f"{vendor}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
         terminalreporter.write_line(f"{len(self.writer.records)} results -> {self.writer.path}, {self.html_path}")
+        for vendor, changes in self.integrity.items():
+            if changes:
+                terminalreporter.write_line(f"{vendor}: TOKEN NOT LEFT AS FOUND: {'; '.join(changes)}", red=True, bold=True)
+            else:
+                terminalreporter.write_line(f"{vendor}: token left exactly as found (flags and objects)", green=True)
         if self.baseline is None:
             return
         terminalreporter.section("pkcs11-conformance gate")

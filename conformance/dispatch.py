@@ -50,7 +50,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if outcome in ("crashed", "hung"):
         meta["status"] = outcome
         stacks = redact(result.get("stacks") or "", state.secrets)
-        pytest.fail(f"{message}\n\n{stacks}".rstrip(), pytrace=False)
+        meta["integrity"] = runtime.integrity_note()
+        pytest.fail(f"{message}\n{meta['integrity']}\n\n{stacks}".rstrip(), pytrace=False)
     where = result.get("where")
     pytest.fail(f"{message}\n{where}" if where else message, pytrace=False)
 

@@ -65,6 +65,10 @@ def _conformance_check(request: pytest.FixtureRequest) -> Iterator[None]:
             pytest.skip(f"{runtime.profile.name} profile: {reason}")
     if request.node.get_closest_marker(markers.DESTRUCTIVE) and not runtime.profile.disposable:
         pytest.skip(f"destructive check: {runtime.profile.name}'s token is not disposable")
+    state = request.config.stash[STATE]
+    if request.node.get_closest_marker(markers.RISKY) and not runtime.profile.disposable and not state.allow_risky:
+        pytest.skip(f"can crash the module, and {runtime.profile.name}'s token is not disposable (a crash under such "
+                    "load has wiped a token's store here); run it with --allow-risky after a backup")
     versions = {"python-pkcs11": binding_version(), "library": runtime.library_version}
     for origin, deviation in applicable(meta["check"], runtime.profile, versions):
         mark = mark_for(origin, deviation)
@@ -115,9 +119,6 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
     meta = _meta(request)
 
     def run(params: dict[str, Any] = STRESS, rounds: int = STRESS_ROUNDS) -> dict[str, Any]:
-        if not vendor.profile.disposable:
-            pytest.skip("free-running stress can crash a module and has wiped tokens here; "
-                        "it runs only on disposable tokens")
         if "calls" in params:  # raw concurrent calls: only those the token supports
             usable = [c for c in params["calls"] if not any(cap in missing_of(vendor) for cap in CALL_NEEDS[c])]
             if not usable:
@@ -132,12 +133,15 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
                 break
         meta["note"] = f"{rounds} rounds of {params}"
         status = result.get("status")
+        integrity = ""
         if status in ("crashed", "hung"):
             meta["status"] = status
+            meta["integrity"] = vendor.integrity_note()
+            integrity = "\n" + meta["integrity"]
         if status != "passed":
             detail = "\n".join(result.get("violations", [])) or result.get("cause", "")
             stacks = result.get("stacks")
-            pytest.fail(f"stress {status}: {detail}\n\nnot replayable step by step; run it again with "
+            pytest.fail(f"stress {status}: {detail}{integrity}\n\nnot replayable step by step; run it again with "
                         f"-k '{request.node.name}' (parameters: {params})" + (f"\n\n{stacks}" if stacks else ""),
                         pytrace=False)
         return result
@@ -149,13 +153,16 @@ def _fail_with(request: pytest.FixtureRequest, meta: dict[str, Any], vendor: Ven
                deterministic: bool | None, hypothesis_note: str | None) -> None:
     """Report a failing schedule: layer and crashed/hung status into the record, reproducer, readable program."""
     meta["layer"] = failure.verdict.layer
+    integrity = ""
     if failure.verdict.status in ("crashed", "hung"):
         meta["status"] = failure.verdict.status
+        meta["integrity"] = vendor.integrity_note()
+        integrity = "\n" + meta["integrity"]
     meta["reproducer"] = {"schedule": [s.to_dict() for s in failure.schedule.steps], "hypothesis": hypothesis_note}
     determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
                    None: ""}[deterministic]
-    pytest.fail(f"{failure}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} --replay=RESULTS.json "
-                f"-k '{request.node.name}'", pytrace=False)
+    pytest.fail(f"{failure}{integrity}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} "
+                f"--replay=RESULTS.json -k '{request.node.name}'", pytrace=False)
 
 
 def _params(vendor: VendorRuntime) -> ModelParams:

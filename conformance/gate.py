@@ -166,10 +166,14 @@ def load_input(path: str | os.PathLike[str], role: str = "results") -> Results:
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
+    except IsADirectoryError:
+        raise GateInputError(f"{where}: is a directory; name the results file itself") from None
     except OSError as exc:
         raise GateInputError(f"{where}: cannot read it ({exc.strerror or exc}); check the path") from None
     except UnicodeDecodeError:
         raise GateInputError(f"{where}: not UTF-8 text; {FIX_FILE}") from None
+    if not text.strip():
+        raise GateInputError(f"{where}: the file is empty; {FIX_FILE}")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -181,6 +185,8 @@ def parse_results(data: Any, where: str) -> Results:
     """A results document (plain data) as Results, checked for everything the gate relies on."""
     if not isinstance(data, dict):
         raise GateInputError(f"{where}: not a results document (a JSON object); {FIX_FILE}")
+    if "schema" not in data:
+        raise GateInputError(f"{where}: no 'schema' key, so not a results document; {FIX_FILE}")
     if data.get("schema") != RESULTS_SCHEMA:
         raise GateInputError(f"{where}: schema is {data.get('schema')!r}, expected {RESULTS_SCHEMA!r}; {FIX_FILE}")
     for key, kind in (("run", dict), ("vendors", dict), ("results", list)):

@@ -8,6 +8,7 @@ CHECK = "check"
 SUT = "sut"
 CONCURRENCY = "concurrency"
 DESTRUCTIVE = "destructive"
+RISKY = "risky"
 
 HELP = {
     CHECK: "check(id, *, layer, spec): a conformance check with a stable id (the gate keys on it), "
@@ -15,6 +16,8 @@ HELP = {
     SUT: "exercises the session provider under test (--sut); -m sut selects exactly these",
     CONCURRENCY: "exercises more than one thread or session at once",
     DESTRUCTIVE: "needs a disposable token (creates, destroys or re-initialises state); skipped elsewhere",
+    RISKY: "can crash the module (free-running concurrent calls); on tokens that are not disposable it runs only "
+    "with --allow-risky",
 }
 
 

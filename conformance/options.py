@@ -14,6 +14,7 @@ BLOCK_WINDOW = "--block-window"
 STEP_TIMEOUT = "--step-timeout"
 REPLAY = "--replay"
 CHECK_TIMEOUT = "--check-timeout"
+ALLOW_RISKY = "--allow-risky"
 TRACE = "--call-trace"  # pytest owns --trace (pdb)
 
 INI_VENDOR_DIRS = "conformance_vendor_dirs"
@@ -102,6 +103,14 @@ def add_options(parser: pytest.Parser) -> None:
         default=False,
         help="wrap every vendor's module in OpenSC's pkcs11-spy and attach each failing check's slice of the "
         "PKCS#11 call trace (PINs redacted) to its result",
+    )
+    group.addoption(
+        ALLOW_RISKY,
+        action="store_true",
+        default=False,
+        help="also run the checks that can crash a module (marked risky: free-running concurrent calls) on tokens "
+        "that are not disposable. A module crash under such load has wiped a token's store here; the harness "
+        "checks the token after any crash, but back it up first",
     )
     parser.addini(
         INI_VENDOR_DIRS,

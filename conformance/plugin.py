@@ -35,6 +35,7 @@ class RunState:
     replays: dict[str, list[dict[str, Any]]]  # check id -> reproducers to run before exploring
     check_timeout: float = 120.0
     trace: bool = False
+    allow_risky: bool = False
     runtimes: dict[str, VendorRuntime] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list)
 
@@ -82,7 +83,13 @@ def pytest_configure(config: pytest.Config) -> None:
     profile_name = hypothesis_profiles.choose(explicit) if profiles else (explicit or "default")
     replays = _load_replays(config.getoption(options.REPLAY))
     state = RunState({p.name: p for p in profiles}, sut_spec, factory, limits, profile_name, replays,
-                     check_timeout=check_timeout, trace=config.getoption(options.TRACE))
+                     check_timeout=check_timeout, trace=config.getoption(options.TRACE),
+                     allow_risky=config.getoption(options.ALLOW_RISKY))
+    real = [p.name for p in profiles if not p.disposable]
+    if state.allow_risky and real and is_controller(config):
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"{options.ALLOW_RISKY}: checks that can crash the module will run on {', '.join(real)}, whose token "
+            "is not disposable; a crash under such load has wiped a token's store here — have a backup"), stacklevel=2)
     for profile in profiles:
         state.secrets.extend(pins_of(profile))
     config.stash[STATE] = state
@@ -191,7 +198,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE, None)
     if state is None:
@@ -199,3 +206,27 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for runtime in state.runtimes.values():
         runtime.stop()
     state.runtimes.clear()
+    collector = session.config.pluginmanager.get_plugin("conformance.collector")
+    if collector is not None and _postflight(session.config, state, collector):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a real token changed: never a green run
+
+
+def _postflight(config: pytest.Config, state: RunState, collector: ResultsCollector) -> bool:
+    """Tokens that are not disposable must be left exactly as found: sweep the harness's leftovers, look again,
+    compare with the preflight's snapshot; the verdict goes in the results (vendors.NAME.integrity) and the
+    terminal summary."""
+    from .integrity import Snapshot
+
+    for name, profile in state.profiles.items():
+        facts = collector.writer.vendors.get(name, {})
+        before = facts.get("integrity", {}).get("before")
+        if profile.disposable or before is None:
+            continue
+        try:
+            after = preflight(profile, _scratch(config), post=True)["integrity"]["before"]
+        except (PreflightFailed, KeyError) as exc:
+            after = Snapshot(False, problem=str(exc)).to_dict()
+        changes = Snapshot.from_dict(after).changes_since(Snapshot.from_dict(before))
+        facts["integrity"] = {"before": before, "after": after, "intact": not changes, "changes": changes}
+        collector.integrity[name] = changes
+    return any(collector.integrity.values())

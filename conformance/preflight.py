@@ -26,7 +26,8 @@ class PreflightFailed(RuntimeError):
     """One line naming the fix."""
 
 
-def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, trace: bool = False) -> dict[str, Any]:
+def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, trace: bool = False,
+        post: bool = False) -> dict[str, Any]:
     """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
     from .runtime import pins_of
 
@@ -35,7 +36,7 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
         # The child must import this very package, installed or not: hence PYTHONPATH.
         proc = subprocess.run(
             [sys.executable, "-m", "conformance.preflight", str(profile.source), str(workdir / profile.name),
-             *(["--call-trace"] if trace else [])],
+             *(["--call-trace"] if trace else []), *(["--postflight"] if post else [])],
             capture_output=True, text=True, timeout=timeout, env=env,
         )
     except subprocess.TimeoutExpired:
@@ -55,18 +56,26 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
     return answer
 
 
-def _child(profile_path: str, workdir: str, trace: bool = False) -> int:
+def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = False) -> int:
     from .profile import ProfileError, load_profile
     from .runtime import VendorUnavailable, pins_of, start
 
     try:
         profile = load_profile(profile_path)
-        runtime = start(profile, Path(workdir), trace=trace, verify_login=True)
+        runtime = start(profile, Path(workdir), trace=trace, verify_login=not post)
     except (ProfileError, VendorUnavailable) as exc:
         print(json.dumps({"error": str(exc)}))
         return 3
     try:
+        if post and not profile.disposable:
+            # The end of the run: whatever a crashed or killed check left with the harness's label goes.
+            runtime.executor.ask("sweep")
+            runtime.at_start = runtime.snapshot()
         facts = runtime.describe()
+        if runtime.at_start is not None and not profile.disposable:
+            # Counts, flags and a digest only: object labels of a real token never leave the child.
+            facts = {"integrity": {"before": runtime.at_start.to_dict()}} if post else {
+                **facts, "integrity": {"before": runtime.at_start.to_dict()}}
     finally:
         runtime.stop()
     print(json.dumps(json.loads(redact(json.dumps(facts), pins_of(profile)))))
@@ -74,4 +83,4 @@ def _child(profile_path: str, workdir: str, trace: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], sys.argv[2], "--call-trace" in sys.argv[3:]))
+    sys.exit(_child(sys.argv[1], sys.argv[2], "--call-trace" in sys.argv[3:], "--postflight" in sys.argv[3:]))

@@ -82,8 +82,15 @@ REFUSED = (pkcs11.exceptions.AttributeValueInvalid, pkcs11.exceptions.TemplateIn
            pkcs11.exceptions.FunctionNotSupported, pkcs11.exceptions.AttributeTypeInvalid)
 
 
+def harness_objects(tag: str = "obj") -> dict[Any, Any]:
+    """The search template for the data objects make_data_objects(tag=...) makes — and nothing else on the token
+    (a real partition has data objects of its own)."""
+    return {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: f"{LABEL_PREFIX}-{tag}"}
+
+
 def make_data_objects(session: Any, count: int, *, private: bool = False, tag: str = "obj") -> list[Any]:
     """Session (not token) data objects: they vanish with the session, so nothing is left behind on the token.
+    All carry the label harness_objects(tag) searches for.
 
     A token that refuses public data objects (tpm2-pkcs11) gets private ones: they serve the same purpose for a
     logged-in session. A token that refuses the kind asked for skips the check, saying so."""
@@ -93,7 +100,7 @@ def make_data_objects(session: Any, count: int, *, private: bool = False, tag: s
                 Attribute.CLASS: ObjectClass.DATA,
                 Attribute.TOKEN: False,
                 Attribute.PRIVATE: is_private,
-                Attribute.LABEL: f"{LABEL_PREFIX}-{tag}-{i}",
+                Attribute.LABEL: f"{LABEL_PREFIX}-{tag}",
                 Attribute.VALUE: b"conformance",
             })
             for i in range(count)

@@ -252,10 +252,15 @@ def load_profile(path: str | os.PathLike[str]) -> VendorProfile:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProfileError(f"{p}: cannot read vendor profile ({exc.strerror}); check the path") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(f"{p}: not a text file (byte {exc.start} is not UTF-8); pass a TOML vendor profile, "
+                           "see vendors/TEMPLATE.toml") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
+    if not data:
+        raise ProfileError(f"{p}: the profile is empty; copy vendors/TEMPLATE.toml and fill it in")
     return VendorProfile.from_dict(data, source=str(p))
 
 

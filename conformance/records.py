@@ -113,6 +113,9 @@ class RecordBuilder:
         if outcome == "failed" and meta.get("status") in ("crashed", "hung"):
             outcome = meta["status"]  # the executor child died or stuck: say so, not just "failed"
         layer = "harness" if outcome == "error" else meta["layer"]
+        integrity = meta.get("integrity")
+        if integrity and integrity not in (reason or ""):
+            reason = f"{reason}\n{integrity}" if reason else integrity  # also when a declared xfail hides the failure
         rep = meta.get("reproducer")
         return Record(
             check=meta["check"],

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine.executor import Executor, ExecutorError, Limits
+from .integrity import Snapshot
 from .pins import PinUnavailable, Secret
 from .profile import VendorProfile
 from .provisioning import Provisioned, ProvisioningError, Stage, set_up
@@ -26,6 +27,7 @@ class VendorRuntime:
     stage: Stage
     provisioned: Provisioned
     executor: Executor
+    at_start: Snapshot | None = None  # the token as this process found it (integrity.py)
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -40,6 +42,21 @@ class VendorRuntime:
 
     def describe(self) -> dict[str, Any]:
         return {"module": self.profile.module or "", **self.facts}
+
+    def snapshot(self) -> Snapshot:
+        try:
+            return Snapshot.from_dict(self.executor.ask("snapshot"))
+        except ExecutorError as exc:
+            return Snapshot(False, problem=str(exc))
+
+    def integrity_note(self) -> str:
+        """After a crashed or hung check: is the token still present and intact? One line for the result."""
+        if self.at_start is None:
+            return ""
+        changes = self.snapshot().changes_since(self.at_start)
+        if not changes:
+            return "token integrity after the crash: present and intact (flags and objects as at start)"
+        return "TOKEN NOT INTACT after the crash: " + "; ".join(changes)
 
     def stop(self) -> None:
         try:
@@ -98,6 +115,10 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
         except ExecutorError as exc:
             raise VendorUnavailable(f"{profile.name}: {exc}") from None
         executor.facts["stack"] = list(via)
+        if not profile.disposable and verify_login:
+            # Once per run, before any check (the preflight): leftovers of an earlier, killed run go first.
+            executor.facts["swept"] = executor.ask("sweep")["destroyed"]
+        runtime.at_start = runtime.snapshot()
         return runtime
     except BaseException:
         stage.close()

@@ -34,7 +34,8 @@ def load_factory(spec: str) -> ProviderFactory:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # a user's module may fail at import in any way: one line, never a traceback
-        raise SutError(f"--sut={spec!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc}); "
+        why = " ".join(str(exc).split())  # an exception's text may span lines; the message is one line
+        raise SutError(f"--sut={spec!r}: cannot import {module_name!r} ({type(exc).__name__}: {why}); "
                        "check the module is on sys.path and imports cleanly") from None
     factory = module
     for part in attr.split("."):

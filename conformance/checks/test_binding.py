@@ -8,6 +8,7 @@ import pytest
 @pytest.mark.check("binding.concurrent_calls_survive", layer="binding",
                    spec="PKCS#11 v3.0 §5.4 C_Initialize (NULL: no multi-threaded access); python-pkcs11 docs, Concurrency")
 @pytest.mark.concurrency
+@pytest.mark.risky
 def test_concurrent_calls_survive(stress):
     """Docs: "you will not be preempted inside a single PKCS#11 call" — so threads may call freely. v3.0 §5.4: a
     C_Initialize(NULL) tells the module nothing will call it from several threads at once. Four threads, each on a

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pkcs11
 import pytest
-from pkcs11 import ObjectClass
 from pkcs11.constants import Attribute
 
 from conformance.groundtruth import SessionState
-from conformance.probes import OK, make_data_objects, outcome_of
+from conformance.probes import OK, harness_objects, make_data_objects, outcome_of
 
 
 @pytest.mark.check("login.new_session_inherits_login", layer="module", spec="PKCS#11 UG v2.40 §2.6.3")
@@ -28,7 +27,7 @@ def test_new_session_sees_private_objects(vendor):
     owner = vendor.open_session(login=True)
     make_data_objects(owner, 2, private=True, tag="private")
     public = vendor.open_session(login=False)
-    found = list(public.get_objects({Attribute.CLASS: ObjectClass.DATA, Attribute.PRIVATE: True}))
+    found = list(public.get_objects({**harness_objects("private"), Attribute.PRIVATE: True}))
     assert len(found) == 2, f"session without PIN sees {len(found)} of 2 private objects"
 
 

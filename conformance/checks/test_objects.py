@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from pkcs11 import ObjectClass
 from pkcs11.constants import Attribute
@@ -14,7 +16,7 @@ def test_session_objects_end_with_session(vendor):
     """v3.0 §4.4: "session objects are destroyed when the session that created them is closed" (§5.6.2: closing
     a session destroys the session objects it created). An application relying on that leaks objects otherwise."""
     session = vendor.open_session()
-    created = make_data_objects(session, 1, tag="lifetime")
+    created = make_data_objects(session, 1, tag=f"lifetime-{uuid.uuid4().hex[:8]}")  # unique: nothing else matches
     label = created[0][Attribute.LABEL]
     del created
     session.close()

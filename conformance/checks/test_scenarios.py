@@ -44,6 +44,7 @@ def test_provider(scenario):
 
 @pytest.mark.check("scenario.provider_stress", layer="provider", spec="python-pkcs11 docs, Reenterant Sessions; --sut contract")
 @pytest.mark.sut
+@pytest.mark.risky
 def test_provider_stress(stress):
     """Races no schedule can force: threads released together at a barrier, with a tiny switch interval, loop
     acquire/use/release; every holder must get the same open session, every use must work, and no provider

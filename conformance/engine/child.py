@@ -90,6 +90,7 @@ class Child:
         self.token = find_token(self.lib, init.get("token_label"), init.get("token_uri"))
         self.ground_truth = GroundTruth(init.get("ground_truth") or init["module"])
         self.live = LiveVendor(self.lib, self.token, self.ground_truth, init["pin"], init.get("name", ""))
+        self.token_selection = (init.get("token_label"), init.get("token_uri"))
         self.pin = init["pin"]
         self.factory = None
         self.sut_spec = init.get("sut") or ""
@@ -374,6 +375,14 @@ def main() -> int:
             from .checkrun import run_check
 
             _emit({"event": "check", **run_check(child.live, msg)})
+        elif cmd in ("snapshot", "sweep") and child is not None:
+            from .. import integrity
+
+            child.live.reset()
+            if cmd == "snapshot":
+                _emit({"event": "snapshot", **integrity.take(child.lib, *child.token_selection, child.pin).to_dict()})
+            else:
+                _emit({"event": "sweep", "destroyed": integrity.sweep(child.lib, *child.token_selection, child.pin)})
         elif cmd == "capabilities" and child is not None:
             _emit({"event": "capabilities", "missing": child.live.missing_capabilities()})
         elif cmd == "login_check" and child is not None:

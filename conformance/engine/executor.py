@@ -213,6 +213,18 @@ class Executor:
             self.facts["capabilities_missing"] = msg["missing"]
         return self.facts["capabilities_missing"]
 
+    def ask(self, cmd: str) -> dict[str, Any]:
+        """One request/answer with the child (snapshot, sweep); ExecutorError if it dies or stays silent."""
+        self.ensure()
+        self._send({"cmd": cmd})
+        msg = self._read(self.limits.startup_timeout)
+        if msg is None or msg.get("event") != cmd:
+            cause = self._death()
+            self._kill()
+            raise ExecutorError(f"the module process died or stalled during {cmd} ({cause})")
+        msg.pop("event")
+        return msg
+
     def login_check(self) -> dict[str, Any]:
         self.ensure()
         self._send({"cmd": "login_check"})

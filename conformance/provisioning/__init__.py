@@ -47,6 +47,8 @@ def set_up(profile: VendorProfile, workdir: Path, module: str, via: Sequence[str
     try:
         provisioner_for(profile).prepare(stage)
         stage.ground_truth = stage.module  # the module itself, loaded by whatever wraps it: same instance
+        if not profile.disposable and "p11-kit" not in via:
+            _insert_tap(stage)  # innermost, guarding the real token (p11-kit stacks get it after the proxy)
         for name in via:
             _load(WRAPPERS[name])().apply(stage)
             if stage.tap and "CONFORMANCE_TAP_MODULE" not in stage.env:
@@ -58,11 +60,16 @@ def set_up(profile: VendorProfile, workdir: Path, module: str, via: Sequence[str
 
 
 def _insert_tap(stage: Stage) -> None:
-    """Load the tap in place of what the wrapper made (p11-kit-proxy hands every C_GetFunctionList caller a new
-    instance): the tap gives the binding and the ground truth one and the same instance."""
+    """Load the tap in place of the module so far: the binding and the ground truth share one instance (p11-kit-proxy
+    hands every C_GetFunctionList caller a new one), and on a token that is not disposable the tap refuses the
+    calls that would re-initialise it or change its PINs."""
     from ..native import build
 
     tap = str(build("tap"))
     stage.env["CONFORMANCE_TAP_MODULE"] = stage.module
+    if not stage.profile.disposable:
+        # A real token: C_InitToken, C_InitPIN and C_SetPIN are refused in the tap, before the module.
+        stage.env["CONFORMANCE_TAP_GUARD"] = "1"
+        stage.notes["guard"] = "C_InitToken, C_InitPIN and C_SetPIN are refused (token not disposable)"
     stage.module = tap
     stage.ground_truth = tap
