@@ -86,7 +86,8 @@ class Child:
             self.lib = pkcs11.lib(init["module"])
         except LOAD_ERRORS as exc:
             raise SetupFailed(f"{init.get('module_shown', init['module'])} could not be loaded as a PKCS#11 module "
-                              f"({type(exc).__name__}: {exc}); point module.path at the vendor's PKCS#11 library") from None
+                              f"({type(exc).__name__}: {exc or 'no C_GetFunctionList, or not a shared library'}); "
+                              "point module.path at the vendor's PKCS#11 library") from None
         self.token = find_token(self.lib, init.get("token_label"), init.get("token_uri"))
         self.ground_truth = GroundTruth(init.get("ground_truth") or init["module"])
         self.live = LiveVendor(self.lib, self.token, self.ground_truth, init["pin"], init.get("name", ""))

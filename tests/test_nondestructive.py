@@ -1,0 +1,114 @@
+"""A token that is not disposable is left exactly as found (issue: "running the suite against a non-disposable
+profile leaves the token exactly as found"; "never gets C_InitToken, C_InitPIN or C_SetPIN"; "a sweep at start-up
+removes leftovers of earlier runs by prefix")."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PIN, SO_PIN = "2468", "13572468"
+SOFTHSM = next((p for p in ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
+                if Path(p).exists()), None)
+
+# Objects a production partition might hold, and one leftover of a killed earlier run (harness label prefix).
+SEED = """
+import pkcs11, sys
+from pkcs11 import Attribute, KeyType, ObjectClass
+token = pkcs11.lib(sys.argv[1]).get_token(token_label="partition")
+with token.open(rw=True, user_pin=sys.argv[2]) as s:
+    s.generate_key(KeyType.AES, 256, store=True, label="production-aes", id=b"\\x01")
+    s.generate_keypair(KeyType.RSA, 2048, store=True, label="production-rsa", id=b"\\x02")
+    for label in ("production-data", "pkcs11-conformance-leftover"):
+        s.create_object({Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True, Attribute.LABEL: label,
+                         Attribute.VALUE: b"v"})
+"""
+LIST = """
+import pkcs11, sys
+from pkcs11 import Attribute
+token = pkcs11.lib(sys.argv[1]).get_token(token_label="partition")
+with token.open(user_pin=sys.argv[2]) as s:
+    print(sorted((str(o[Attribute.CLASS]), o[Attribute.LABEL]) for o in s.get_objects({})))
+print(token.flags)
+"""
+TRIES_TO_CHANGE_PINS = '''
+import pkcs11
+import pytest
+
+
+@pytest.mark.check("fake.set_pin", layer="module", spec="x")
+def test_set_pin(vendor):
+    session = vendor.open_session()
+    with pytest.raises(pkcs11.exceptions.PKCS11Error):
+        session.set_pin(vendor.user_pin(), "9999")
+    with pytest.raises(pkcs11.exceptions.PKCS11Error):
+        session.init_pin("9999")
+'''
+
+
+@pytest.fixture
+def partition(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A SoftHSM token standing in for a real partition: made once, outside the harness, with objects on it."""
+    if SOFTHSM is None or shutil.which("softhsm2-util") is None:
+        pytest.skip("SoftHSM is not installed")
+    (tmp_path / "tokens").mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "partition", "--pin", PIN, "--so-pin", SO_PIN],
+                   env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-c", SEED, SOFTHSM, PIN], env=env, check=True, capture_output=True)
+    profile = tmp_path / "partition.toml"
+    profile.write_text(
+        'name = "partition"\n'
+        f'[module]\npath = "{SOFTHSM}"\nenv = {{ SOFTHSM2_CONF = "{conf}" }}\n'
+        '[token]\nlabel = "partition"\nuser_pin = "env:PARTITION_PIN"\ndisposable = false\n'
+        '[provisioning]\nkind = "none"\n')
+    return profile, env
+
+
+def listing(env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-c", LIST, SOFTHSM, PIN], env=env, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def test_full_run_leaves_the_token_as_found(partition, pytester, run_inner, load_json, monkeypatch):
+    """Every check, two workers, on a token that is not disposable: its objects and flags afterwards are exactly
+    those before (the earlier run's leftover, and only it, swept), the run says so, and its results record it."""
+    profile, env = partition
+    before = listing(env)
+    assert "pkcs11-conformance-leftover" in before
+    monkeypatch.setenv("PARTITION_PIN", PIN)
+    out = pytester.path / "out" / "results.json"
+    result = run_inner(f"--vendor-file={profile}", "--pyargs", "conformance.checks", f"--conformance-json={out}",
+                       f"--conformance-html={out.with_name('report.html')}", "-n", "2", "--step-timeout=3")
+    console = "\n".join(result.outlines + result.errlines)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), console
+    assert "partition: token left exactly as found" in console
+    objects_before, flags_before = before.splitlines()
+    objects_after, flags_after = listing(env).splitlines()
+    kept = [o for o in ast.literal_eval(objects_before) if o[1] != "pkcs11-conformance-leftover"]
+    assert ast.literal_eval(objects_after) == kept and flags_after == flags_before
+    integrity = load_json(out)["vendors"]["partition"]["integrity"]
+    assert integrity["intact"] is True and integrity["before"]["ours"] == 0
+    outcomes = {r["check"]: r["outcome"] for r in load_json(out)["results"]}
+    assert outcomes["scenario.provider_stress"] == outcomes["binding.concurrent_calls_survive"] == "skipped"
+
+
+def test_pin_changes_are_refused_before_the_module(partition, pytester, run_inner, load_json, monkeypatch):
+    """C_SetPIN and C_InitPIN on a token that is not disposable never reach the module (the tap refuses them),
+    whatever a check does: afterwards the old PIN still works."""
+    profile, env = partition
+    monkeypatch.setenv("PARTITION_PIN", PIN)
+    pytester.makepyfile(test_pins=TRIES_TO_CHANGE_PINS)
+    out = pytester.path / "out" / "results.json"
+    result = run_inner(f"--vendor-file={profile}", f"--conformance-json={out}",
+                       f"--conformance-html={out.with_name('report.html')}")
+    assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
+    assert listing(env)  # logs in with the old PIN
