@@ -180,13 +180,16 @@ def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Ex
     def run(family: str) -> Exploration:
         replay = [Schedule.from_steps(family, r["schedule"]) for r in state.replays.get(meta["check"], [])]
         try:
-            found = explore(executor, family, _params(vendor), replay)
+            found = explore(executor, family, _params(vendor), replay, budget_s=state.check_timeout)
         except ExecutorError as exc:
             pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
         meta["observed"] = {point: sorted(values) for point, values in sorted(found.observed.items())} or None
         meta["note"] = f"{found.examples} examples ({state.hypothesis_profile} profile), executor restarts: {executor.restarts}"
         if found.failure is not None:
             _fail_with(request, meta, vendor, found.failure, found.deterministic, found.hypothesis_note)
+        if found.over_budget:
+            pytest.fail(f"exploration stopped at --check-timeout={state.check_timeout:g} s after {found.examples} "
+                        "examples, without a finding so far; raise --check-timeout for a slow module", pytrace=False)
         return found
 
     return run

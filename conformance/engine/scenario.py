@@ -6,6 +6,7 @@ failure. The minimal failing schedule is replayed once more to check that the fa
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -37,9 +38,11 @@ class Exploration:
     hypothesis_note: str | None = None
     reset_us: list[float] = field(default_factory=list)
 
+    over_budget: bool = False
+
     @property
     def passed(self) -> bool:
-        return self.failure is None
+        return self.failure is None and not self.over_budget
 
 
 def _run_one(executor: Executor, schedule: Schedule, family: Family, params: ModelParams, found: Exploration) -> None:
@@ -54,9 +57,18 @@ def _run_one(executor: Executor, schedule: Schedule, family: Family, params: Mod
         raise ScheduleFailed(schedule, trace, verdict)
 
 
-def explore(executor: Executor, family_name: str, params: ModelParams, replay: Iterable[Schedule] = ()) -> Exploration:
+class OverBudget(BaseException):
+    """The exploration ran past its time budget. A BaseException, so hypothesis lets it through at once instead
+    of treating it as a failing example to shrink."""
+
+
+def explore(executor: Executor, family_name: str, params: ModelParams, replay: Iterable[Schedule] = (),
+            budget_s: float | None = None) -> Exploration:
+    """Run the replays, then hypothesis-drawn schedules; stop at the first finding (minimal schedule), or when
+    `budget_s` seconds have passed (found.over_budget; the examples run so far are counted)."""
     family = FAMILIES[family_name]
     found = Exploration(family_name)
+    deadline = time.monotonic() + budget_s if budget_s else None
     for schedule in replay:  # explicit regressions first, like @example
         try:
             _run_one(executor, schedule, family, params, found)
@@ -68,10 +80,14 @@ def explore(executor: Executor, family_name: str, params: ModelParams, replay: I
     @settings(deadline=None, suppress_health_check=list(HealthCheck))
     @given(schedules(family, params))
     def scenario(schedule: Schedule) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise OverBudget()
         _run_one(executor, schedule, family, params, found)
 
     try:
         scenario()
+    except OverBudget:
+        found.over_budget = True
     except ScheduleFailed as failure:  # hypothesis re-raises the minimal example last
         found.failure = failure
         notes = getattr(failure, "__notes__", None) or []
