@@ -165,9 +165,10 @@ def test_every_outcome_validates(tmp_path: Path, softhsm_profile: Path, softhsm_
     """A run recording every outcome the harness writes (passed ... crashed, harness errors) validates."""
     (tmp_path / "test_fake_checks.py").write_text(FAKE_CHECKS, encoding="utf-8")
     (tmp_path / "test_fake_crash.py").write_text(CRASHING_CHECK, encoding="utf-8")
-    doc = inner_run(tmp_path, softhsm_profile, "-n", "1", "test_fake_checks.py", "test_fake_crash.py")
+    doc = inner_run(tmp_path, softhsm_profile, "-n", "1", "--check-timeout=3", "test_fake_checks.py",
+                    "test_fake_crash.py")
     assert {r["outcome"] for r in doc["results"]} == {"passed", "failed", "skipped", "xfailed", "xpassed", "error",
-                                                      "crashed"}
+                                                      "crashed", "hung"}
     assert validate_results(doc) == []
 
 
