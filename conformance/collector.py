@@ -53,6 +53,9 @@ class ResultsCollector:
         self.gate_problem = ""  # why the gate could not judge this run
         self.integrity: dict[str, list[str]] = {}  # vendor -> what changed on its real token (empty: as found)
 
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.writer.flush_pending()
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self.builder.add(report)
         if record is not None:

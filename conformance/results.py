@@ -100,11 +100,19 @@ class ResultsWriter:
         self.vendors = dict(vendors)
         self.records: list[Record] = []
         self._last_write = 0.0
+        self._dirty = False
         self.flush()
 
     def add(self, record: Record) -> None:
         self.records.append(record)
+        self._dirty = True
         if time.monotonic() - self._last_write >= WRITE_INTERVAL_S:
+            self.flush()
+
+    def flush_pending(self) -> None:
+        """Write records held back by the interval — before a check starts, since it may hang and the run be
+        killed meanwhile (a kill -9 must not lose results that were already in)."""
+        if self._dirty:
             self.flush()
 
     def document(self, finished: bool = False) -> Results:
@@ -117,6 +125,7 @@ class ResultsWriter:
         doc = self.document(finished)
         write_atomic(self.path, json.dumps(doc.to_dict(), indent=1, sort_keys=False) + "\n")
         self._last_write = time.monotonic()
+        self._dirty = False
         return doc
 
 

@@ -15,6 +15,9 @@ from .profile import VendorProfile
 from .provisioning import Provisioned, ProvisioningError, Stage, set_up
 
 
+INTEGRITY_TIMEOUT_S = 30.0  # loading the module again and looking at the token, after a crash
+
+
 class VendorUnavailable(RuntimeError):
     """The vendor cannot be used as configured; the message is one line that names the fix (never a PIN)."""
 
@@ -43,17 +46,22 @@ class VendorRuntime:
     def describe(self) -> dict[str, Any]:
         return {"module": self.profile.module or "", **self.facts}
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, timeout: float | None = None) -> Snapshot:
         try:
-            return Snapshot.from_dict(self.executor.ask("snapshot"))
+            return Snapshot.from_dict(self.executor.ask("snapshot", timeout))
         except ExecutorError as exc:
             return Snapshot(False, problem=str(exc))
 
-    def integrity_note(self) -> str:
-        """After a crashed or hung check: is the token still present and intact? One line for the result."""
+    def integrity_note(self, timeout: float = INTEGRITY_TIMEOUT_S) -> str:
+        """After a crashed or hung check: is the token still present and intact? One line for the result.
+        Bounded: a module that no longer loads is said to, not taken for a vanished token."""
         if self.at_start is None:
             return ""
-        changes = self.snapshot().changes_since(self.at_start)
+        try:
+            now = Snapshot.from_dict(self.executor.ask("snapshot", timeout))
+        except ExecutorError as exc:
+            return f"token integrity after the crash not checked: the module does not come up again ({exc})"
+        changes = now.changes_since(self.at_start)
         if not changes:
             return "token integrity after the crash: present and intact (flags and objects as at start)"
         return "TOKEN NOT INTACT after the crash: " + "; ".join(changes)

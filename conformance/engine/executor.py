@@ -28,6 +28,14 @@ class ExecutorError(RuntimeError):
     """The child could not be started or initialised; the message says why."""
 
 
+class StartFailed(ExecutorError):
+    """The child died ("crashed") or went silent ("hung") while loading the module; its stderr holds the stacks."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Limits:
     block_window: float = 0.3  # how long a call expected to block is watched before the executor moves on
@@ -52,7 +60,7 @@ class Executor:
 
     # --- process management ----------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self, timeout: float | None = None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         stderr = open(self.workdir / f"child-{len(self.pids)}.stderr", "w")
         env = {**os.environ, **self._init.get("env", {}),
@@ -67,11 +75,19 @@ class Executor:
         self._eof = False
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
         self._send({"cmd": "init", **self._init})
-        reply = self._read(self.limits.startup_timeout)
-        if reply is None or reply.get("event") != "ready":
-            detail = reply.get("detail") if reply else self._death()
+        wait = self.limits.startup_timeout if timeout is None else timeout
+        reply = self._read(wait)
+        if reply is None:
+            cause = self._death()
+            if cause == "unresponsive":
+                self._abort()
+                raise StartFailed(f"the module process did not finish loading the module in {wait:.0f} s", "hung")
+            self._kill()
+            raise StartFailed(f"the module process died while loading the module ({cause})", "crashed")
+        if reply.get("event") != "ready":
             self.close()
-            raise ExecutorError(detail if reply else f"the module process died while loading the module ({detail})")
+            # A binding error may have no text (DeviceError from C_Initialize): then its class is the cause.
+            raise ExecutorError(reply.get("detail") or reply.get("error") or "the module process did not start")
         self.pids.append(reply["pid"])
         self.facts = self.facts or reply.get("facts", {})
 
@@ -115,13 +131,23 @@ class Executor:
                 self._proc.wait()
             self._proc = None
 
-    def ensure(self) -> None:
+    def ensure(self, startup_timeout: float | None = None) -> None:
         if self._proc is not None and self._proc.poll() is not None:
             self._proc = None  # died between examples
         if self._proc is None:
             if self.pids:
                 self.restarts += 1
-            self._start()
+            self._start(startup_timeout)
+
+    def _abort(self) -> None:
+        """SIGABRT, so faulthandler writes every thread's stack to the child's stderr; then make sure it is gone."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGABRT)
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill()
 
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -180,7 +206,14 @@ class Executor:
     def check(self, module: str, function: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
         """Run one check's body in the child: {"outcome": passed|failed|skipped|crashed|hung, "message", ...}.
         A child silent past `timeout` gets SIGABRT, so faulthandler writes every thread's stack before it dies."""
-        self.ensure()
+        try:
+            # After a crash the module is loaded afresh for this check: that is bounded by its timeout too, and a
+            # module that dies, stalls or refuses while loading is this check's outcome, not a harness error.
+            self.ensure(min(timeout, self.limits.startup_timeout) if self.pids else None)
+        except StartFailed as exc:
+            return {"outcome": exc.status, "message": f"{exc}, before the check could run", "stacks": self._stderr_tail()}
+        except ExecutorError as exc:
+            return {"outcome": "failed", "message": f"the module process could not load the module for the check: {exc}"}
         self._send({"cmd": "check", "module": module, "function": function, "args": list(args),
                     "limits": {"block_window": self.limits.block_window, "step_timeout": self.limits.step_timeout}})
         msg = self._read(timeout)
@@ -192,13 +225,7 @@ class Executor:
             self._kill()
             return {"outcome": "crashed", "message": f"the module process died ({cause}) during the check",
                     "stacks": self._stderr_tail()}
-        assert self._proc is not None
-        self._proc.send_signal(signal.SIGABRT)
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self._kill()
+        self._abort()
         return {"outcome": "hung", "message": f"the check did not finish in {timeout:.0f} s (--check-timeout)",
                 "stacks": self._stderr_tail()}
 
@@ -213,11 +240,13 @@ class Executor:
             self.facts["capabilities_missing"] = msg["missing"]
         return self.facts["capabilities_missing"]
 
-    def ask(self, cmd: str) -> dict[str, Any]:
-        """One request/answer with the child (snapshot, sweep); ExecutorError if it dies or stays silent."""
-        self.ensure()
+    def ask(self, cmd: str, timeout: float | None = None) -> dict[str, Any]:
+        """One request/answer with the child (snapshot, sweep); ExecutorError if it dies or stays silent (each of
+        starting it and answering bounded by `timeout`, default the startup timeout)."""
+        wait = self.limits.startup_timeout if timeout is None else timeout
+        self.ensure(wait)
         self._send({"cmd": cmd})
-        msg = self._read(self.limits.startup_timeout)
+        msg = self._read(wait)
         if msg is None or msg.get("event") != cmd:
             cause = self._death()
             self._kill()
