@@ -5,10 +5,12 @@ removes leftovers of earlier runs by prefix")."""
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,72 @@ def test_pin_changes_are_refused_before_the_module(partition, pytester, run_inne
                        f"--conformance-html={out.with_name('report.html')}")
     assert result.ret == pytest.ExitCode.OK, "\n".join(result.outlines + result.errlines)
     assert listing(env)  # logs in with the old PIN
+
+
+MAKES_OBJECTS_THEN_HANGS = '''
+import time
+
+import pytest
+
+from conformance.probes import make_data_objects
+
+
+@pytest.mark.check("fake.first", layer="module", spec="x")
+def test_first(vendor):
+    make_data_objects(vendor.open_session(), 2, tag="first")
+
+
+@pytest.mark.check("fake.hangs_holding_objects", layer="module", spec="x")
+def test_hangs_holding_objects(vendor):
+    make_data_objects(vendor.open_session(), 2, tag="held")
+    time.sleep(120)
+'''
+
+
+def processes_using(conf: Path) -> list[int]:
+    """PIDs whose environment names this token's SoftHSM configuration (the module's processes)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"SOFTHSM2_CONF={conf}".encode() in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_killed_run_leaves_valid_results_and_no_objects(partition, tmp_path, monkeypatch):
+    """kill -9 of the run while a check hangs holding objects: the module's process goes with it (nothing stays
+    logged in or holds objects), the token has no harness object left, and the results file is valid with the
+    check that finished."""
+    from conformance.schema import validate_results
+
+    profile, env = partition
+    conf = Path(env["SOFTHSM2_CONF"])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "test_hang.py").write_text(MAKES_OBJECTS_THEN_HANGS)
+    results = run / "out" / "results.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--vendor-file={profile}", "test_hang.py",
+         f"--conformance-json={results}", f"--conformance-html={run / 'out' / 'report.html'}",
+         f"--basetemp={run / 'bt'}"],
+        cwd=run, env={**os.environ, "PARTITION_PIN": PIN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until the first check is in the file (and the second hangs)
+            if results.exists() and '"fake.first"' in results.read_text():
+                break
+            time.sleep(0.2)
+        time.sleep(1.5)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while processes_using(conf) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not processes_using(conf), "a module process outlived the killed run"
+    doc = json.loads(results.read_text())
+    assert validate_results(doc) == []
+    assert [(r["check"], r["outcome"]) for r in doc["results"]] == [("fake.first", "passed")]
+    assert "pkcs11-conformance" not in listing(env)

@@ -90,3 +90,25 @@ def test_iterator_collected_by_other_thread(vendor, limits):
         after = ThreadCall(lambda: len(list(session.get_objects(DATA))), "after")
         assert after.finished_within(limits.step_timeout), "the session lock stayed held after the iterator was collected"
         assert after.result(timeout=0) == OBJECTS
+
+
+@pytest.mark.check("release.iterator_of_closed_session", layer="binding", spec="PKCS#11 v3.0 §5.6.2 C_CloseSession, §5.1.2 CKR_SESSION_HANDLE_INVALID")
+def test_iterator_of_closed_session(vendor, observe):
+    """v3.0 §5.6.2: once closed, a session's handle no longer names it — a module may hand it to the next session.
+    An iterator made on the closed session and started afterwards must fail (SessionClosed / SessionHandleInvalid),
+    not search the session that got the same handle. Records whether the module reused the handle."""
+    owner = vendor.open_session()  # holds the objects and the login while the others come and go
+    make_data_objects(owner, OBJECTS)
+    first = vendor.open_session(login=False)
+    handle = first.handle
+    it = first.get_objects(DATA)  # C_FindObjectsInit runs at the first next()
+    first.close()
+    second = vendor.open_session(login=False)
+    observe({"handle_reused": second.handle == handle})
+    try:
+        outcome = outcome_of(lambda: next(it))
+    except StopIteration:
+        outcome = "ok:stop"
+    assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
+        f"the iterator of a closed session gave {outcome}" + (" — on the new session, which got the closed one's "
+                                                               "handle" if second.handle == handle else ""))

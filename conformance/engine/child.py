@@ -348,7 +348,22 @@ def _emit(obj: dict[str, Any]) -> None:
     os.write(_STDOUT, (json.dumps(obj) + "\n").encode())
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when the pytest process that started it dies, even by kill -9 — a child stuck
+    in the module would otherwise outlive the run, holding sessions (and their objects) on the token."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(4)
+
+
 def main() -> int:
+    _die_with_parent()
     child: Child | None = None
     for line in sys.stdin:
         msg = json.loads(line)

@@ -33,6 +33,12 @@ class ModelParams:
     # An iterator finished (consumed, failed or collected) on a thread that does not hold the session lock
     # leaves the lock held for good; consuming it raises RuntimeError ("cannot release un-acquired lock").
     nonowner_finish_keeps_lock: bool = False
+    # --- declared findings a scripted check pins down; exploration then leaves those steps out -----------------
+    # The module runs a second search on a session instead of refusing it (operation.search_then_search_same_thread).
+    concurrent_searches: bool = False
+    # An iterator not yet started on a closed session starts on whichever session got its handle (modules that
+    # reuse handles; release.iterator_of_closed_session).
+    stale_handle_iterators: bool = False
     # --- capabilities, not behaviour: scenario steps (op, or "use:WHAT") the token cannot run are left out of
     # the menus (conformance.capabilities.STEP_NEEDS says which capability each step needs) -----------------
     unsupported_steps: frozenset[str] = frozenset()

@@ -39,7 +39,8 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
             break
         actor = draw(st.sampled_from(runnable), label="actor")
         options = [s for s in family.candidates(model, actor, counter)
-                   if _fits(model, actor, s) and step_key(s) not in params.unsupported_steps]
+                   if _fits(model, actor, s) and step_key(s) not in params.unsupported_steps
+                   and not _pinned_elsewhere(model, s)]
         if not options:
             break
         step = draw(st.sampled_from(options), label="step")
@@ -52,6 +53,25 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
 def step_key(step: Step) -> str:
     """How conformance.capabilities.STEP_NEEDS names a step: its op, or use:WHAT."""
     return f"use:{step.args.get('what')}" if step.op == "use" else step.op
+
+
+def _pinned_elsewhere(model: Model, step: Step) -> bool:
+    """Steps that would only re-find a declared finding a scripted check already pins down (params.py): left out,
+    so exploration goes on past it (the model cannot follow a module that runs two searches at once)."""
+    p, a = model.p, step.args
+    it = model.iters.get(a.get("iterator", "")) if step.op in ("next", "consume") else None
+    starts_iter = it is not None and not it.started
+    if p.stale_handle_iterators and starts_iter and not model.sessions[it.session].open:
+        return True
+    if not p.concurrent_searches:
+        return False
+    if step.op == "find_all" or (starts_iter and it.kind == "search"):
+        session = model.sessions.get(a.get("session") or (it.session if it else ""))
+    elif step.op == "use_partial" or (step.op == "use" and a.get("what") == "search"):
+        session = model.sessions.get(model.provider_session or "")
+    else:
+        return False
+    return session is not None and "search" in session.ops
 
 
 def _fits(model: Model, actor: int, step: Step) -> bool:
