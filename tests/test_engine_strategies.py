@@ -177,3 +177,41 @@ def test_lock_families_reach_a_block_and_its_release(family: str) -> None:
     found = find(schedules(FAMILIES[family], ModelParams()), lambda s: any(s.unblocks for s in s.steps),
                  settings=settings(max_examples=2000, database=None, derandomize=True, phases=[Phase.generate]))
     assert any(step.expect_block for step in found.steps)
+
+
+def _planned(family: str, params: ModelParams, *steps: Step):
+    from conformance.engine.planning import Planner
+
+    planner = Planner(FAMILIES[family], params)
+    for step in steps:
+        planner.add(step)
+    return planner.model
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_declared_concurrent_searches_are_not_drawn(declared):
+    """With concurrent_searches declared (a module that runs two searches on one session; the scripted check
+    pins it), exploration does not start a search where one is active; undeclared, it does (the model expects
+    OperationActive)."""
+    from conformance.engine.strategies import _pinned_elsewhere
+
+    params = ModelParams(concurrent_searches=declared)
+    model = _planned("operations", params, Step(0, "open", {"ref": "s0", "login": False}),
+                     Step(0, "search", {"ref": "it0", "session": "s0", "batch": 1}), Step(0, "next", {"iterator": "it0"}))
+    assert _pinned_elsewhere(model, Step(0, "find_all", {"session": "s0"})) is declared
+    assert _pinned_elsewhere(model, Step(0, "digest", {"session": "s0"})) is False
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_declared_stale_handle_iterators_are_not_drawn(declared):
+    """With stale_handle_iterators declared (handles reused; release.iterator_of_closed_session pins it),
+    exploration does not start an iterator whose session is closed; an iterator already started is still drawn."""
+    from conformance.engine.strategies import _pinned_elsewhere
+
+    params = ModelParams(stale_handle_iterators=declared)
+    model = _planned("release", params, Step(0, "open", {"ref": "s0", "login": False}),
+                     Step(0, "search", {"ref": "it0", "session": "s0", "batch": 10}),
+                     Step(0, "search", {"ref": "it1", "session": "s0", "batch": 10}), Step(0, "next", {"iterator": "it1"}),
+                     Step(0, "close", {"session": "s0"}))
+    assert _pinned_elsewhere(model, Step(0, "next", {"iterator": "it0"})) is declared
+    assert _pinned_elsewhere(model, Step(0, "next", {"iterator": "it1"})) is False
