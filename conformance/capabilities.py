@@ -10,6 +10,8 @@ import pytest
 from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
+from .labels import label, run_prefix
+
 # capability -> what it is, for skip reasons
 CAPABILITIES = {
     "aes_keygen": "session AES-128 key generation (C_GenerateKey, CKM_AES_KEY_GEN)",
@@ -21,7 +23,7 @@ CAPABILITIES = {
     # session closed (v3.0 §4.4: session objects are destroyed when their session closes).
     "session_objects_end": "session objects that end with their session",
 }
-PROBE_LABEL = "pkcs11-conformance-probe"
+PROBE_LABEL = label("probe")
 
 # Scenario steps (op, or "use:WHAT") -> the capabilities they need: scenario menus are filtered with this.
 STEP_NEEDS: dict[str, tuple[str, ...]] = {
@@ -71,15 +73,16 @@ def probe(token: Any, pin: str) -> dict[str, str]:
     return missing
 
 
-def sweep(token: Any, pin: str, labels: set[str] | None = None, prefix: str = "pkcs11-conformance") -> int:
-    """Destroy the harness's data objects left on the token (by exact label, or by label prefix); returns how
-    many. Needed on tokens that keep session objects after their session ends."""
+def sweep(token: Any, pin: str, labels: set[str] | None = None, prefix: str | None = None) -> int:
+    """Destroy this run's data objects left on the token (by exact label, or by label prefix, default the run's
+    own); returns how many. Needed on tokens that keep session objects after their session ends."""
+    start = prefix or run_prefix()
     session = token.open(rw=True, user_pin=pin)
     try:
         doomed = []
         for obj in session.get_objects({Attribute.CLASS: ObjectClass.DATA}):
-            label = obj[Attribute.LABEL]
-            if (label in labels) if labels is not None else str(label).startswith(prefix):
+            name = obj[Attribute.LABEL]
+            if (name in labels) if labels is not None else str(name).startswith(start):
                 doomed.append(obj)
         for obj in doomed:
             obj.destroy()

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-LABEL_PREFIX = "pkcs11-conformance"  # every object the harness makes carries it (probes.py, engine, capabilities)
+from .labels import PREFIX as LABEL_PREFIX  # every object the harness makes carries it (labels.py)
 
 
 @dataclass(frozen=True)
@@ -74,14 +74,15 @@ def take(lib: Any, label: str | None, uri: str | None, pin: str) -> Snapshot:
     return Snapshot(True, flags, len(described), digest, ours)
 
 
-def sweep(lib: Any, label: str | None, uri: str | None, pin: str) -> int:
-    """Destroy objects with the harness's label prefix (leftovers of a crashed or killed run); returns how many."""
+def sweep(lib: Any, label: str | None, uri: str | None, pin: str, prefix: str = LABEL_PREFIX) -> int:
+    """Destroy objects whose label starts with `prefix` — by default any run's (leftovers of a crashed or killed
+    run), or one run's (labels.run_prefix()); returns how many."""
     from .tokens import find_token
 
     token = find_token(lib, label, uri)
     session = token.open(rw=True, user_pin=pin)
     try:
-        doomed = [obj for obj in session.get_objects({}) if _label(obj).startswith(LABEL_PREFIX)]
+        doomed = [obj for obj in session.get_objects({}) if _label(obj).startswith(prefix)]
         for obj in doomed:
             obj.destroy()
         return len(doomed)

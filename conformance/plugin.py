@@ -17,6 +17,7 @@ from .profile import ProfileError, VendorProfile
 from .collector import ResultsCollector
 from .gate import GateInputError, load_input, match_vendors, vendors_of
 from .records import PROPERTY
+from .labels import ensure_run_tag
 from .registry import resolve
 from .results import Results, ResultsWriter, RunInfo
 from .runtime import VendorRuntime, pins_of
@@ -93,6 +94,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for profile in profiles:
         state.secrets.extend(pins_of(profile))
     config.stash[STATE] = state
+    ensure_run_tag()  # before xdist starts workers: they and every executor child inherit it (labels.py)
     config.pluginmanager.register(dispatch, "conformance.dispatch")
     if is_controller(config) and profiles:
         vendors: dict[str, Any] = {}

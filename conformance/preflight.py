@@ -69,7 +69,9 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
     try:
         if post and not profile.disposable:
             # The end of the run: whatever a crashed or killed check left with the harness's label goes.
-            runtime.executor.ask("sweep")
+            from .labels import run_prefix
+
+            runtime.executor.ask("sweep", prefix=run_prefix())  # this run's only: other runs may be live
             runtime.at_start = runtime.snapshot()
         facts = runtime.describe()
         if runtime.at_start is not None and not profile.disposable:

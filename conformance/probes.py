@@ -10,9 +10,10 @@ import pytest
 from pkcs11 import ObjectClass
 from pkcs11.constants import Attribute
 
+from .labels import label
+
 OK = "ok"
 # Objects the harness creates carry this label prefix, so leftovers are recognisable as ours.
-LABEL_PREFIX = "pkcs11-conformance"
 
 
 def outcome_of(call: Callable[[], Any]) -> str:
@@ -85,7 +86,7 @@ REFUSED = (pkcs11.exceptions.AttributeValueInvalid, pkcs11.exceptions.TemplateIn
 def harness_objects(tag: str = "obj") -> dict[Any, Any]:
     """The search template for the data objects make_data_objects(tag=...) makes — and nothing else on the token
     (a real partition has data objects of its own)."""
-    return {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: f"{LABEL_PREFIX}-{tag}"}
+    return {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: label(tag)}
 
 
 def make_data_objects(session: Any, count: int, *, private: bool = False, tag: str = "obj") -> list[Any]:
@@ -100,7 +101,7 @@ def make_data_objects(session: Any, count: int, *, private: bool = False, tag: s
                 Attribute.CLASS: ObjectClass.DATA,
                 Attribute.TOKEN: False,
                 Attribute.PRIVATE: is_private,
-                Attribute.LABEL: f"{LABEL_PREFIX}-{tag}",
+                Attribute.LABEL: label(tag),
                 Attribute.VALUE: b"conformance",
             })
             for i in range(count)

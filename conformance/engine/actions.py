@@ -15,8 +15,10 @@ import pkcs11
 from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
+from ..labels import label
+
 FIXTURE_OBJECTS = 4  # public session data objects every search sees
-FIXTURE_LABEL = "pkcs11-conformance-fixture"
+FIXTURE_LABEL = label("fixture")  # the child starts with the run's tag in its environment
 SEARCH = {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: FIXTURE_LABEL}
 CHUNKS = (b"a" * 32, b"b" * 32, b"c" * 32)  # AES-CBC-PAD generator input: 3 updates + final = 4 yields
 IV = bytes(16)
@@ -189,8 +191,8 @@ def _use(w: World, actor: int, what: str) -> Any:
     elif what == "search":
         return len(list(session.get_objects(SEARCH)))
     elif what == "attribute":
-        key = session.generate_key(KeyType.AES, 128, store=False, label="pkcs11-conformance-attr")
-        return key[Attribute.LABEL] == "pkcs11-conformance-attr"
+        key = session.generate_key(KeyType.AES, 128, store=False, label=label("attr"))
+        return key[Attribute.LABEL] == label("attr")
     else:
         raise ValueError(f"unknown use {what!r}")
     return None

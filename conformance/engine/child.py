@@ -398,7 +398,9 @@ def main() -> int:
             if cmd == "snapshot":
                 _emit({"event": "snapshot", **integrity.take(child.lib, *child.token_selection, child.pin).to_dict()})
             else:
-                _emit({"event": "sweep", "destroyed": integrity.sweep(child.lib, *child.token_selection, child.pin)})
+                prefix = msg.get("prefix") or integrity.LABEL_PREFIX
+                _emit({"event": "sweep", "destroyed": integrity.sweep(child.lib, *child.token_selection, child.pin,
+                                                                      prefix)})
         elif cmd == "capabilities" and child is not None:
             _emit({"event": "capabilities", "missing": child.live.missing_capabilities()})
         elif cmd == "login_check" and child is not None:

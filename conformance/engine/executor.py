@@ -240,12 +240,12 @@ class Executor:
             self.facts["capabilities_missing"] = msg["missing"]
         return self.facts["capabilities_missing"]
 
-    def ask(self, cmd: str, timeout: float | None = None) -> dict[str, Any]:
+    def ask(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
         """One request/answer with the child (snapshot, sweep); ExecutorError if it dies or stays silent (each of
         starting it and answering bounded by `timeout`, default the startup timeout)."""
         wait = self.limits.startup_timeout if timeout is None else timeout
         self.ensure(wait)
-        self._send({"cmd": cmd})
+        self._send({"cmd": cmd, **args})
         msg = self._read(wait)
         if msg is None or msg.get("event") != cmd:
             cause = self._death()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from pkcs11 import KeyType, Mechanism
 from pkcs11.constants import Attribute
 
+from ..labels import label
 from .actions import World, _use
 from .families import FAMILIES
 
@@ -119,7 +120,7 @@ def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     opener = child.token.open(rw=True, user_pin=child.pin)
     sessions = [opener if shared else child.token.open(rw=True) for _ in range(threads_n)]
     needs_key = bool({"keygen", "attribute"} & set(msg["calls"]))
-    keys = [s.generate_key(_AES, 128, store=False, label="pkcs11-conformance-race") if needs_key else None
+    keys = [s.generate_key(_AES, 128, store=False, label=label("race")) if needs_key else None
             for s in sessions]
     errors: list[str] = []
     barrier = threading.Barrier(threads_n)
