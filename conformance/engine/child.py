@@ -17,7 +17,8 @@ import threading
 import time
 from typing import Any
 
-from .actions import ACTIONS, FIXTURE_LABEL, FIXTURE_OBJECTS, World
+from .actions import FIXTURE_LABEL, FIXTURE_OBJECTS, World
+from .actors import RESET, Actor
 from .families import FAMILIES
 from .schedule import Schedule, Step, StepResult
 
@@ -27,47 +28,6 @@ _STDOUT = sys.stdout.fileno()
 class SetupFailed(RuntimeError):
     """The module or token cannot be used; the message names the fix."""
 
-_RESET = object()
-_STOP = object()
-
-
-class Actor:
-    """One pinned OS thread; runs the steps it is handed, one at a time, and reports to the shared done queue."""
-
-    def __init__(self, number: int, world_ref: list[World], done: queue.SimpleQueue) -> None:
-        self.number = number
-        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._world_ref = world_ref
-        self._done = done
-        self.busy_step: int | None = None
-        self.thread = threading.Thread(target=self._loop, name=f"actor{number}", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            item = self.inbox.get()
-            if item is _STOP:
-                return
-            if item is _RESET:
-                self._done.put(("reset", self.number, None))
-                continue
-            index, step = item
-            self.busy_step = index
-            world = self._world_ref[0]
-            started = time.perf_counter()
-            try:
-                value = ACTIONS[step.op](world, self.number, **dict(step.args))
-                status, error = "ok", None
-            except BaseException as exc:  # recorded as data; the message is dropped (it may echo arguments)
-                status, error, value = "raised", type(exc).__name__, None
-                exc.__traceback__ = None  # frames must not keep iterators alive
-                del exc
-            ended = time.perf_counter()
-            duration = (ended - started) * 1e6
-            if step.op in ("next", "consume", "use_partial") and status == "ok":
-                world.iterator_owner.setdefault(step.args.get("iterator", step.args.get("ref")), self.number)
-            self.busy_step = None
-            self._done.put(("step", index, (status, error, value, duration, ended)))
 
 
 class Child:
@@ -277,7 +237,7 @@ class Child:
                 # The owner drops it, so the session lock is released by the thread that holds it.
                 self.actors[owner].inbox.put((-1, Step(owner, "discard", {"iterator": ref})))
         for actor in self.actors:
-            actor.inbox.put(_RESET)
+            actor.inbox.put(RESET)
         pending = len(self.actors)
         deadline = time.monotonic() + timeout
         while pending:
