@@ -37,13 +37,13 @@ def render_model(report: Report) -> str:
     return _environment().get_template(TEMPLATE).render(report=report)
 
 
-def render(docs: Iterable[Results], sources: Sequence[str | None] | None = None) -> str:
+def render(docs: Iterable[Results], sources: Sequence[str | None] | None = None, page_dir: str | None = None) -> str:
     """The page for these runs; `sources` (one per run, or None) are their results files, for replay hints."""
-    return render_model(build(docs, sources))
+    return render_model(build(docs, sources, page_dir))
 
 
 def write_report(path: Path, docs: Iterable[Results], sources: Sequence[str | None] | None = None) -> None:
-    write_atomic(Path(path), render(docs, sources))
+    write_atomic(Path(path), render(docs, sources, str(Path(path).parent)))
 
 
 def load_run(path: str | os.PathLike[str]) -> Results:

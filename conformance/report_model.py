@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import quote
 
 from .engine.schedule import Schedule
 from .records import OUTCOMES, Record
@@ -132,8 +134,10 @@ class Report:
         return OUTCOMES
 
 
-def build(docs: Iterable[Results], sources: Sequence[str | None] | None = None) -> Report:
-    """Merge runs into one report; `sources` are the results files the runs were read from (for replay hints)."""
+def build(docs: Iterable[Results], sources: Sequence[str | None] | None = None, page_dir: str | None = None) -> Report:
+    """Merge runs into one report; `sources` are the results files the runs were read from (for replay hints and
+    trace links); `page_dir` is where the page is written (trace links are then relative: the report and its
+    traces can be moved or published together)."""
     docs = list(docs)
     sources = list(sources) if sources is not None else [None] * len(docs)
     if len(sources) != len(docs):
@@ -152,7 +156,7 @@ def build(docs: Iterable[Results], sources: Sequence[str | None] | None = None) 
     checks = sorted({check for records in by_column for check in records})
     areas: dict[str, list[Row]] = {}
     for check in checks:
-        cells = tuple(_cell(column, records[check]) if check in records else None
+        cells = tuple(_cell(column, records[check], page_dir) if check in records else None
                       for column, records in zip(columns, by_column))
         first = next(records[check] for records in by_column if check in records)
         area, _, name = check.partition(".")
@@ -249,7 +253,7 @@ def _headline(columns: Sequence[Column], checks: int, findings: int) -> str:
     return f"{checks} checks · {where} · {findings} finding{_s(findings)} ({who})"
 
 
-def _cell(column: Column, record: Record) -> Cell:
+def _cell(column: Column, record: Record, page_dir: str | None = None) -> Cell:
     reason = (record.reason or "").strip()
     headline = reason.splitlines()[0].removeprefix("Failed: ") if reason else ""
     if record.deviations and headline.startswith("declared "):
@@ -277,7 +281,7 @@ def _cell(column: Column, record: Record) -> Cell:
         program=program,
         hypothesis=hypothesis,
         trace=record.trace,
-        trace_href=_href(record.trace, column.source) if record.trace else None,
+        trace_href=_href(record.trace, column.source, page_dir) if record.trace else None,
         replay=_replay(column, record),
     )
 
@@ -367,10 +371,12 @@ def _interesting(cells: tuple[Cell | None, ...]) -> bool:
     return len({(c.outcome, c.observed_full) for c in present}) > 1
 
 
-def _href(trace: str, source: str | None) -> str:
+def _href(trace: str, source: str | None, page_dir: str | None = None) -> str:
     path = Path(trace)
     if not path.is_absolute() and source:
         path = Path(source).resolve().parent / path
+    if page_dir is not None and path.is_absolute():
+        return quote(os.path.relpath(path, Path(page_dir).resolve()).replace(os.sep, "/"))
     return path.as_uri() if path.is_absolute() else trace
 
 

@@ -223,3 +223,14 @@ def test_report_command_needs_output_and_inputs(capsys: pytest.CaptureFixture[st
     assert "-o OUT.html" in capsys.readouterr().err
     assert cli_main(["report", "-o", str(tmp_path / "o.html")]) == 2
     assert "RESULTS.json" in capsys.readouterr().err
+
+
+def test_trace_links_are_relative_to_the_page() -> None:
+    """A trace recorded relative to its results file is linked relative to where the page is written, so the
+    report, the results and reports/traces/ can be moved or published together."""
+    from conformance.report_model import build
+    from conformance.results import Results
+
+    report = build([Results.from_dict(failing_scenario_doc())], ["/runs/nightly/results.json"], page_dir="/runs/pages")
+    (cell,) = [c for c in cells_of(report, "scenario.provider") if c is not None]
+    assert cell.trace_href == "../nightly/traces/provider.json"
