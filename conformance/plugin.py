@@ -100,7 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
         vendors: dict[str, Any] = {}
         for profile in profiles:
             try:
-                vendors[profile.name] = preflight(profile, _scratch(config), trace=state.trace)
+                vendors[profile.name] = preflight(profile, _scratch(config), trace=state.trace, sut=sut_spec)
             except PreflightFailed as exc:
                 raise pytest.UsageError(str(exc)) from None
         _clear_traces(Path(config.getoption(options.CONFORMANCE_JSON)), profiles)

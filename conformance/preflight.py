@@ -27,16 +27,18 @@ class PreflightFailed(RuntimeError):
 
 
 def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, trace: bool = False,
-        post: bool = False) -> dict[str, Any]:
+        post: bool = False, sut: str = "") -> dict[str, Any]:
     """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
     from .runtime import pins_of
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))}
+    # The child must import this very package, installed or not, and the --sut module as pytest did: sys.path.
+    paths = [_PACKAGE_PARENT, *(p for p in sys.path if p), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(filter(None, paths)))}
     try:
-        # The child must import this very package, installed or not: hence PYTHONPATH.
         proc = subprocess.run(
             [sys.executable, "-m", "conformance.preflight", str(profile.source), str(workdir / profile.name),
-             *(["--call-trace"] if trace else []), *(["--postflight"] if post else [])],
+             *(["--call-trace"] if trace else []), *(["--postflight"] if post else []),
+             *([f"--sut={sut}"] if sut else [])],
             capture_output=True, text=True, timeout=timeout, env=env,
         )
     except subprocess.TimeoutExpired:
@@ -56,13 +58,13 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
     return answer
 
 
-def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = False) -> int:
+def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = False, sut: str = "") -> int:
     from .profile import ProfileError, load_profile
     from .runtime import VendorUnavailable, pins_of, start
 
     try:
         profile = load_profile(profile_path)
-        runtime = start(profile, Path(workdir), trace=trace, verify_login=not post)
+        runtime = start(profile, Path(workdir), trace=trace, verify_login=not post, sut=sut)
     except (ProfileError, VendorUnavailable) as exc:
         print(json.dumps({"error": str(exc)}))
         return 3
@@ -85,4 +87,6 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], sys.argv[2], "--call-trace" in sys.argv[3:], "--postflight" in sys.argv[3:]))
+    flags = sys.argv[3:]
+    sut_spec = next((f.split("=", 1)[1] for f in flags if f.startswith("--sut=")), "")
+    sys.exit(_child(sys.argv[1], sys.argv[2], "--call-trace" in flags, "--postflight" in flags, sut_spec))

@@ -10,7 +10,7 @@ from typing import Any
 
 from .engine.executor import Executor, ExecutorError, Limits
 from .integrity import Snapshot
-from .pins import PinUnavailable, Secret
+from .pins import PinUnavailable, Secret, redact
 from .profile import VendorProfile
 from .provisioning import Provisioned, ProvisioningError, Stage, set_up
 
@@ -120,8 +120,11 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
             check_login(runtime)  # before the probe below logs in: a wrong PIN costs one try, not several
         try:
             executor.capabilities()
+            problem = executor.ask("sut_check").get("problem") if sut else None
         except ExecutorError as exc:
             raise VendorUnavailable(f"{profile.name}: {exc}") from None
+        if problem:
+            raise VendorUnavailable(redact(problem, [pin]))
         executor.facts["stack"] = list(via)
         if not profile.disposable and verify_login:
             # Once per run, before any check (the preflight): leftovers of an earlier, killed run go first.

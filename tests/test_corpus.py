@@ -101,6 +101,20 @@ def test_bad_sut_is_one_usage_error(spec, phrases, run_inner_inprocess, assert_u
     assert_usage_error(run_inner_inprocess(f"--sut={spec}"), f"--sut={spec!r}", *phrases)
 
 
+@pytest.mark.parametrize(("factory", "phrases"), [
+    ("raising", ["the factory raised RuntimeError: pool misconfigured", "it must return a provider"]),
+    ("not_a_provider", ["the factory returned int, which has no acquire()", "session provider contract"]),
+], ids=["factory-raises", "factory-returns-no-provider"])
+def test_bad_sut_factory_is_one_usage_error(factory, phrases, softhsm_profile, run_inner_inprocess,
+                                            assert_usage_error, monkeypatch):
+    """A --sut factory that raises, or returns no provider, is called once at start (in the module's process,
+    like every provider scenario will): one usage error naming it, not a failure in every provider check."""
+    monkeypatch.syspath_prepend(str(CORPUS))  # corpus_sut_factories.py
+    spec = f"corpus_sut_factories:{factory}"
+    assert_usage_error(run_inner_inprocess(f"--vendor-file={softhsm_profile}", f"--sut={spec}"), f"--sut={spec!r}",
+                       *phrases)
+
+
 # ---------------------------------------------------------------------------------------------- gate inputs
 
 

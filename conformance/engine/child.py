@@ -72,6 +72,24 @@ class Child:
     def _new_world(self) -> World:
         return World(self.token, self.pin, self.ground_truth)
 
+    def sut_check(self) -> dict[str, Any]:
+        """Make one provider with the --sut factory, as every provider scenario will: a factory that raises or
+        returns no provider is a usage error at start, not a failure in every provider check."""
+        from ..sut import SutError, check_provider
+
+        if self.factory is None:
+            return {"ok": True}
+        try:
+            check_provider(self.factory(self._new_world().open_session), self.sut_spec)
+        except SutError as exc:
+            return {"problem": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - the factory is user code; its failure is reported as such
+            return {"problem": f"--sut={self.sut_spec!r}: the factory raised {type(exc).__name__}: {exc}; it must "
+                               "return a provider (acquire/release/with) without failing"}
+        finally:
+            self.close_everything()  # whatever it opened
+        return {"ok": True}
+
     def close_everything(self) -> None:
         """C_CloseAllSessions, fixture included (after free-running stress, where handles are not tracked)."""
         self.ground_truth.close_all_sessions(self.token.slot.slot_id)
@@ -361,6 +379,8 @@ def main() -> int:
                 prefix = msg.get("prefix") or integrity.LABEL_PREFIX
                 _emit({"event": "sweep", "destroyed": integrity.sweep(child.lib, *child.token_selection, child.pin,
                                                                       prefix)})
+        elif cmd == "sut_check" and child is not None:
+            _emit({"event": "sut_check", **child.sut_check()})
         elif cmd == "capabilities" and child is not None:
             _emit({"event": "capabilities", "missing": child.live.missing_capabilities()})
         elif cmd == "login_check" and child is not None:
