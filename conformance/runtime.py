@@ -92,6 +92,7 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
         stage = set_up(profile, workdir / "token", module, via)
     except (ProvisioningError, PinUnavailable) as exc:
         raise VendorUnavailable(f"{profile.name}: {exc}") from None
+    executor: Executor | None = None
     try:
         provisioned = stage.freeze()
         init = {
@@ -132,6 +133,8 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
         runtime.at_start = runtime.snapshot()
         return runtime
     except BaseException:
+        if executor is not None:
+            executor.close()  # the module's process goes first, then its namespace and daemons
         stage.close()
         raise
 
