@@ -11,6 +11,7 @@ from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
 from .labels import label, run_prefix
+from .tokens import open_for_setup
 
 # capability -> what it is, for skip reasons
 CAPABILITIES = {
@@ -50,7 +51,7 @@ def probe(token: Any, pin: str) -> dict[str, str]:
                       ("sha256_digest", Mechanism.SHA256)):
         if mech not in mechanisms:
             missing[cap] = f"the token does not list {mech.name}"
-    session = token.open(rw=True, user_pin=pin)
+    session = open_for_setup(token, pin)
     try:
         key = None
         if "aes_keygen" not in missing:
@@ -77,7 +78,7 @@ def sweep(token: Any, pin: str, labels: set[str] | None = None, prefix: str | No
     """Destroy this run's data objects left on the token (by exact label, or by label prefix, default the run's
     own); returns how many. Needed on tokens that keep session objects after their session ends."""
     start = prefix or run_prefix()
-    session = token.open(rw=True, user_pin=pin)
+    session = open_for_setup(token, pin)
     try:
         doomed = []
         for obj in session.get_objects({Attribute.CLASS: ObjectClass.DATA}):

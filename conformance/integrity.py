@@ -54,7 +54,7 @@ class Snapshot:
 def take(lib: Any, label: str | None, uri: str | None, pin: str) -> Snapshot:
     """Find the token again (as at start) and describe it; never raises. Call it with no session open (a fresh
     process after a crash, or after a reset): it logs in on a session of its own."""
-    from .tokens import TokenNotFound, find_token
+    from .tokens import TokenNotFound, find_token, open_for_setup
 
     try:
         token = find_token(lib, label, uri)
@@ -62,7 +62,7 @@ def take(lib: Any, label: str | None, uri: str | None, pin: str) -> Snapshot:
         return Snapshot(False, problem=str(exc))
     flags = tuple(sorted(f.name for f in type(token.flags) if f in token.flags and f.name))
     try:
-        session = token.open(rw=False, user_pin=pin)
+        session = open_for_setup(token, pin, rw=False)
     except Exception as exc:  # noqa: BLE001 - a locked or broken token is a finding, reported as such
         return Snapshot(True, flags, problem=f"login failed: {type(exc).__name__}")
     try:
@@ -77,10 +77,10 @@ def take(lib: Any, label: str | None, uri: str | None, pin: str) -> Snapshot:
 def sweep(lib: Any, label: str | None, uri: str | None, pin: str, prefix: str = LABEL_PREFIX) -> int:
     """Destroy objects whose label starts with `prefix` — by default any run's (leftovers of a crashed or killed
     run), or one run's (labels.run_prefix()); returns how many."""
-    from .tokens import find_token
+    from .tokens import find_token, open_for_setup
 
     token = find_token(lib, label, uri)
-    session = token.open(rw=True, user_pin=pin)
+    session = open_for_setup(token, pin)
     try:
         doomed = [obj for obj in session.get_objects({}) if _label(obj).startswith(prefix)]
         for obj in doomed:

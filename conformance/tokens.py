@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -79,3 +81,22 @@ def binding_version() -> str:
 
 # python-pkcs11 raises these when a module is missing or is not a PKCS#11 library.
 LOAD_ERRORS = (pkcs11.exceptions.PKCS11Error, OSError)
+
+
+SETUP_RETRIES = 3
+
+
+def open_for_setup(token: Any, pin: str, *, rw: bool = True) -> Any:
+    """A logged-in session for the harness's own set-up and inspection (capability probe, sweeps, snapshots), with
+    a short retry on CKR_GENERAL_ERROR: SoftHSM's file-backed token answers C_Login that way now and then while
+    another process logs in to the same token (two xdist workers on one shared token). Checks never retry."""
+    for attempt in range(SETUP_RETRIES):
+        try:
+            return token.open(rw=rw, user_pin=pin)
+        except pkcs11.exceptions.GeneralError:
+            if attempt == SETUP_RETRIES - 1:
+                raise
+            print(f"pkcs11-conformance: C_Login gave CKR_GENERAL_ERROR during set-up; retry {attempt + 1}",
+                  file=sys.stderr)
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
