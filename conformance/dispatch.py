@@ -52,6 +52,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         stacks = redact(result.get("stacks") or "", state.secrets)
         meta["integrity"] = runtime.integrity_note()
         pytest.fail(f"{message}\n{meta['integrity']}\n\n{stacks}".rstrip(), pytrace=False)
+    if outcome == "error":  # the child could not import the check: ours, not the vendor's
+        meta["layer"] = "harness"
     where = result.get("where")
     pytest.fail(f"{message}\n{where}" if where else message, pytrace=False)
 
