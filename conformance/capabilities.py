@@ -10,7 +10,8 @@ import pytest
 from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
-from .labels import label, run_prefix
+from .integrity import sweep_token
+from .labels import label
 from .tokens import open_for_setup
 
 # capability -> what it is, for skip reasons
@@ -69,27 +70,9 @@ def probe(token: Any, pin: str) -> dict[str, str]:
                 Attribute.LABEL: PROBE_LABEL, Attribute.VALUE: b"probe"}))
     finally:
         session.close()
-    if sweep(token, pin, labels={PROBE_LABEL}):
+    if sweep_token(token, pin, labels={PROBE_LABEL}):
         missing["session_objects_end"] = "the token keeps session objects after their session is closed"
     return missing
-
-
-def sweep(token: Any, pin: str, labels: set[str] | None = None, prefix: str | None = None) -> int:
-    """Destroy this run's data objects left on the token (by exact label, or by label prefix, default the run's
-    own); returns how many. Needed on tokens that keep session objects after their session ends."""
-    start = prefix or run_prefix()
-    session = open_for_setup(token, pin)
-    try:
-        doomed = []
-        for obj in session.get_objects({Attribute.CLASS: ObjectClass.DATA}):
-            name = obj[Attribute.LABEL]
-            if (name in labels) if labels is not None else str(name).startswith(start):
-                doomed.append(obj)
-        for obj in doomed:
-            obj.destroy()
-        return len(doomed)
-    finally:
-        session.close()
 
 
 def _roundtrip(key: Any, iv: bytes) -> None:
@@ -120,13 +103,6 @@ def require(vendor: Any, *caps: str) -> None:
     for cap in caps:
         if cap in missing:
             pytest.skip(f"token lacks {CAPABILITIES[cap]}: {missing[cap]}")
-
-
-def require_mechanisms(vendor: Any, *mechanisms: Mechanism) -> None:
-    have = set(vendor.token.slot.get_mechanisms())
-    missing = [m.name for m in mechanisms if m not in have]
-    if missing:
-        pytest.skip(f"token lacks mechanism{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
 
 
 def unsupported_steps(missing: Mapping[str, str]) -> frozenset[str]:

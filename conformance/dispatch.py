@@ -30,11 +30,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if not runs_in_child(pyfuncitem):
         return None
     from .plugin import STATE
-    from .records import PROPERTY
+    from .records import check_properties
 
     state = pyfuncitem.config.stash[STATE]
     runtime = pyfuncitem.funcargs["vendor"]
-    meta: dict[str, Any] = next(v for k, v in pyfuncitem.user_properties if k == PROPERTY)
+    meta = check_properties(pyfuncitem)
+    assert meta is not None  # runs_in_child: a check
     function = pyfuncitem.function
     result = runtime.executor.check(function.__module__, function.__name__, pyfuncitem._fixtureinfo.argnames,
                                     timeout=state.check_timeout)
@@ -90,12 +91,13 @@ def _attach_trace(item: pytest.Item, start: int) -> None:
 
     from . import options
     from .plugin import STATE
-    from .records import PROPERTY
+    from .records import check_properties
     from .traces import trace_slice
 
     runtime = item.funcargs["vendor"]  # type: ignore[attr-defined]
     state = item.config.stash[STATE]
-    meta = next(v for k, v in item.user_properties if k == PROPERTY)
+    meta = check_properties(item)
+    assert meta is not None  # only checks have a vendor with a trace log
     text = trace_slice(runtime.provisioned.trace_log, start, state.secrets)
     if not text.strip():
         return

@@ -12,7 +12,7 @@ from . import markers
 from .deviations import applicable, mark_for, model_params
 from .pins import redact
 from .plugin import STATE
-from .records import PROPERTY
+from .records import check_properties
 from .runtime import VendorRuntime, VendorUnavailable, start
 from .capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, require, unsupported_steps
 from .engine.executor import Executor, ExecutorError, Limits
@@ -45,9 +45,9 @@ def vendor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def _meta(request: pytest.FixtureRequest) -> dict[str, Any]:
-    for key, value in request.node.user_properties:
-        if key == PROPERTY:
-            return value
+    meta = check_properties(request.node)
+    if meta is not None:
+        return meta
     raise RuntimeError(f"{request.node.nodeid} is not a conformance check (no @pytest.mark.check)")
 
 

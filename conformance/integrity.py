@@ -75,14 +75,24 @@ def take(lib: Any, label: str | None, uri: str | None, pin: str) -> Snapshot:
 
 
 def sweep(lib: Any, label: str | None, uri: str | None, pin: str, prefix: str = LABEL_PREFIX) -> int:
-    """Destroy objects whose label starts with `prefix` — by default any run's (leftovers of a crashed or killed
-    run), or one run's (labels.run_prefix()); returns how many."""
-    from .tokens import find_token, open_for_setup
+    """Find the token again and sweep it (sweep_token), by default of any run's leftovers."""
+    from .tokens import find_token
 
-    token = find_token(lib, label, uri)
+    return sweep_token(find_token(lib, label, uri), pin, prefix=prefix)
+
+
+def sweep_token(token: Any, pin: str, *, labels: set[str] | None = None, prefix: str | None = None) -> int:
+    """Destroy the harness's objects on the token: those with one of `labels`, else those whose label starts with
+    `prefix` — any run's (leftovers of a crashed or killed run, or of a module that keeps session objects) or, by
+    default, this run's (labels.run_prefix()). Returns how many."""
+    from .labels import run_prefix
+    from .tokens import open_for_setup
+
+    start = prefix or run_prefix()
     session = open_for_setup(token, pin)
     try:
-        doomed = [obj for obj in session.get_objects({}) if _label(obj).startswith(prefix)]
+        doomed = [obj for obj in session.get_objects({})
+                  if (_label(obj) in labels if labels is not None else _label(obj).startswith(start))]
         for obj in doomed:
             obj.destroy()
         return len(doomed)

@@ -49,6 +49,6 @@ class LiveVendor:
         gc.collect()
         self.ground_truth.close_all_sessions(self.slot_id)
         if "session_objects_end" in self.missing_capabilities():
-            from .capabilities import sweep
+            from .integrity import sweep_token
 
-            sweep(self.token, self.pin)
+            sweep_token(self.token, self.pin)  # this run's objects

@@ -225,7 +225,7 @@ def _postflight(config: pytest.Config, state: RunState, collector: ResultsCollec
         if profile.disposable or before is None:
             continue
         try:
-            after = preflight(profile, _scratch(config), post=True)["integrity"]["before"]
+            after = preflight(profile, _scratch(config), post=True)["integrity"]["after"]
         except (PreflightFailed, KeyError) as exc:
             after = Snapshot(False, problem=str(exc)).to_dict()
         changes = Snapshot.from_dict(after).changes_since(Snapshot.from_dict(before))

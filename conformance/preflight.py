@@ -78,8 +78,9 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
         facts = runtime.describe()
         if runtime.at_start is not None and not profile.disposable:
             # Counts, flags and a digest only: object labels of a real token never leave the child.
-            facts = {"integrity": {"before": runtime.at_start.to_dict()}} if post else {
-                **facts, "integrity": {"before": runtime.at_start.to_dict()}}
+            moment = "after" if post else "before"
+            facts = {"integrity": {moment: runtime.at_start.to_dict()}} if post else {
+                **facts, "integrity": {moment: runtime.at_start.to_dict()}}
     finally:
         runtime.stop()
     print(json.dumps(json.loads(redact(json.dumps(facts), pins_of(profile)))))

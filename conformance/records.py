@@ -76,8 +76,8 @@ class Record:
         )
 
 
-def check_properties(report: pytest.TestReport) -> dict[str, Any] | None:
-    """The check metadata a report carries (None for tests that are not conformance checks)."""
+def check_properties(report: pytest.TestReport | pytest.Item) -> dict[str, Any] | None:
+    """The check metadata a report or an item carries (None for tests that are not conformance checks)."""
     for key, value in report.user_properties:
         if key == PROPERTY:
             return value

@@ -53,3 +53,25 @@ class Actor:
                 world.iterator_owner.setdefault(step.args.get("iterator", step.args.get("ref")), self.number)
             self.busy_step = None
             self._done.put(("step", index, (status, error, value, duration, ended)))
+
+
+def queue_floor(n: int) -> float:
+    """The bare cost of handing an item to another Python thread and getting one back (µs per round trip):
+    the floor the executor's own per-step overhead is measured against, in the same process."""
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def echo() -> None:
+        while (item := inbox.get()) is not None:
+            outbox.put(item)
+
+    thread = threading.Thread(target=echo, daemon=True)
+    thread.start()
+    started = time.perf_counter()
+    for i in range(n):
+        inbox.put(i)
+        outbox.get()
+    elapsed = time.perf_counter() - started
+    inbox.put(None)
+    thread.join()
+    return elapsed / n * 1e6

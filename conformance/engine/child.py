@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from .actions import FIXTURE_LABEL, FIXTURE_OBJECTS, World
-from .actors import RESET, Actor
+from .actors import RESET, Actor, queue_floor
 from .families import FAMILIES
 from .schedule import Schedule, Step, StepResult
 
@@ -120,9 +120,9 @@ class Child:
         self.fixture = self.token.open(rw=True)
         private = "public_data_objects" in missing
         if "session_objects_end" in missing:  # earlier fixtures' objects outlived their sessions
-            from ..capabilities import sweep
+            from ..integrity import sweep_token
 
-            sweep(self.token, self.pin, labels={FIXTURE_LABEL})
+            sweep_token(self.token, self.pin, labels={FIXTURE_LABEL})
         if private:
             self.ground_truth.set_login(self.fixture.handle, self.pin)
         for i in range(FIXTURE_OBJECTS):
@@ -296,28 +296,6 @@ class Child:
             stacks = fh.read()
         _emit({"event": "hung", "index": index, "stacks": stacks})
         os._exit(3)  # a thread is stuck inside the module or on a lock: this process cannot be reused
-
-
-def queue_floor(n: int) -> float:
-    """The bare cost of handing an item to another Python thread and getting one back (µs per round trip):
-    the floor the executor's own per-step overhead is measured against, in the same process."""
-    inbox: queue.SimpleQueue = queue.SimpleQueue()
-    outbox: queue.SimpleQueue = queue.SimpleQueue()
-
-    def echo() -> None:
-        while (item := inbox.get()) is not None:
-            outbox.put(item)
-
-    thread = threading.Thread(target=echo, daemon=True)
-    thread.start()
-    started = time.perf_counter()
-    for i in range(n):
-        inbox.put(i)
-        outbox.get()
-    elapsed = time.perf_counter() - started
-    inbox.put(None)
-    thread.join()
-    return elapsed / n * 1e6
 
 
 def _emit(obj: dict[str, Any]) -> None:

@@ -232,12 +232,7 @@ class Executor:
     def capabilities(self) -> dict[str, str]:
         """The token's missing capabilities (capability -> why), probed once in the child; kept in facts."""
         if "capabilities_missing" not in self.facts:
-            self.ensure()
-            self._send({"cmd": "capabilities"})
-            msg = self._read(self.limits.startup_timeout)
-            if msg is None or msg.get("event") != "capabilities":
-                raise ExecutorError(f"the module process died while its capabilities were probed ({self._death()})")
-            self.facts["capabilities_missing"] = msg["missing"]
+            self.facts["capabilities_missing"] = self.ask("capabilities")["missing"]
         return self.facts["capabilities_missing"]
 
     def ask(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
