@@ -47,14 +47,48 @@ class World:
     open_calls: int = 0
     fail_next_open: bool = False
     opened_at: dict[str, int] = field(default_factory=dict)  # ref -> its index in opened_handles
+    unaccounted: list[int] = field(default_factory=list)  # indexes in opened_handles: sessions a refused login left
 
     def is_open(self, ref: str) -> bool:
         """Ground truth for one ref: its handle is a live session *and* no session opened after it was given the
-        same handle (modules may reuse a closed session's handle: OpenCryptoki does)."""
+        same handle (modules may reuse a closed session's handle: OpenCryptoki and tpm2-pkcs11 do)."""
         handle = self.sessions[ref].handle
         if handle in self.opened_handles[self.opened_at.get(ref, -1) + 1:]:
             return False
         return self.ground_truth.session_info(handle) is not None
+
+    def open(self, login: bool) -> Any:
+        """Token.open as a service calls it. When the login is refused, python-pkcs11 0.10.1 has already opened a
+        session it never closes (binding.failed_login_leaks_session), and a module that reuses handles may give it
+        the handle of a ref closed earlier: find it among the handles that went live, so that ref is not taken
+        for open again and the end of the example counts it as the leak it is."""
+        window = self._window() if login else range(0)
+        before = self._live_handles(window)
+        try:
+            return self.token.open(rw=True, user_pin=self.pin if login else None)
+        except Exception:
+            if window:
+                for handle in sorted(self._live_handles(window) - before):
+                    self.unaccounted.append(len(self.opened_handles))
+                    self.opened_handles.append(handle)
+            raise
+
+    def unaccounted_open(self) -> int:
+        """Sessions left by refused logins that are still open (and whose handle no later session took)."""
+        return sum(1 for i in self.unaccounted
+                   if self.opened_handles[i] not in self.opened_handles[i + 1:]
+                   and self.ground_truth.session_info(self.opened_handles[i]) is not None)
+
+    def _window(self) -> range:
+        # Only a handle some ref had can be mistaken for that ref; a leak elsewhere is found by the end-of-example
+        # probe around the known handles (child._final).
+        if not self.opened_handles:
+            return range(0)
+        lo, hi = min(self.opened_handles), max(self.opened_handles)
+        return range(lo, hi + 1) if hi - lo <= 4096 else range(0)
+
+    def _live_handles(self, window: range) -> set[int]:
+        return {h for h in window if self.ground_truth.session_info(h) is not None}
 
     def open_session(self) -> Any:
         """The --sut contract's open_session: R/W, user logged in; fails once when told to."""
@@ -62,7 +96,7 @@ class World:
         if self.fail_next_open:
             self.fail_next_open = False
             raise ProviderOpenFailed("made to fail on purpose by the harness")
-        session = self.token.open(rw=True, user_pin=self.pin)
+        session = self.open(login=True)
         self.opened_handles.append(session.handle)
         self.provider_handles.append(session.handle)
         return session
@@ -77,7 +111,7 @@ class World:
 
 
 def _open(w: World, actor: int, ref: str, login: bool) -> Any:
-    session = w.token.open(rw=True, user_pin=w.pin if login else None)
+    session = w.open(login)
     w.sessions[ref] = session
     w.opened_at[ref] = len(w.opened_handles)
     w.opened_handles.append(session.handle)

@@ -232,6 +232,7 @@ class Child:
         if known and hi - lo <= 4096:
             probe = range(lo, hi + 9)
             leaked = sum(1 for h in probe if h not in known and self.ground_truth.session_info(h) is not None)
+            leaked += world.unaccounted_open()
         final: dict[str, Any] = {"alive_refs": alive, "leaked": leaked}
         if self.fixture is not None and (self.ground_truth.session_info(self.fixture.handle) is None
                                          or self.fixture.handle in world.opened_handles):

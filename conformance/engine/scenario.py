@@ -18,7 +18,8 @@ from .judge import Verdict, describe, judge
 from .params import ModelParams
 from .schedule import Schedule, Trace
 from .families import FAMILIES, Family
-from .strategies import schedules
+from .planning import plan
+from .strategies import schedules, step_key
 
 
 class ScheduleFailed(AssertionError):
@@ -70,7 +71,7 @@ def explore(executor: Executor, family_name: str, params: ModelParams, replay: I
     family = FAMILIES[family_name]
     found = Exploration(family_name)
     deadline = time.monotonic() + budget_s if budget_s else None
-    for schedule in replay:  # explicit regressions first, like @example
+    for schedule in [*regressions(family, params), *replay]:  # explicit ones first, like @example
         try:
             _run_one(executor, schedule, family, params, found)
         except ScheduleFailed as failure:
@@ -100,6 +101,12 @@ def explore(executor: Executor, family_name: str, params: ModelParams, replay: I
         found.hypothesis_note = "\n".join(n for n in notes if "reproduce_failure" in n or "Falsifying" in n) or None
         found.deterministic = _replays_the_same(executor, failure)
     return found
+
+
+def regressions(family: Family, params: ModelParams) -> list[Schedule]:
+    """The family's regression schedules this token can run (a step it lacks the capability for leaves one out)."""
+    return [plan(family, params, steps) for steps in family.examples
+            if not any(step_key(s) in params.unsupported_steps for s in steps)]
 
 
 def _replays_the_same(executor: Executor, failure: ScheduleFailed) -> bool:
