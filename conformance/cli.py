@@ -42,13 +42,14 @@ def _vendors(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from .gate import GateInputError, gate_files, parse_alias
+    from .gate import gate_files, parse_alias
+    from .results_input import ResultsInputError
     from .gate_format import render
 
     try:
         aliases = [parse_alias(text) for text in args.aliases]
         report = gate_files(args.baseline, args.candidate, aliases)
-    except GateInputError as exc:
+    except ResultsInputError as exc:  # a file, or an option (GateInputError)
         print(f"pkcs11-conformance gate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     sys.stdout.write(render(report, args.format))
@@ -57,7 +58,8 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Merge results files into one HTML matrix; bad input is one line on stderr and exit 2."""
-    from .report_html import ReportInputError, load_run, write_report
+    from .report_html import write_report
+    from .results_input import ResultsInputError, read_results
 
     if not args.files:
         print("pkcs11-conformance report: no results files; pass RESULTS.json... -o OUT.html", file=sys.stderr)
@@ -66,8 +68,9 @@ def _report(args: argparse.Namespace) -> int:
         print("pkcs11-conformance report: no output file; pass -o OUT.html", file=sys.stderr)
         return EXIT_USAGE
     try:
-        docs = [load_run(path) for path in args.files]
-    except ReportInputError as exc:
+        # An interrupted run is shown, marked as such; the gate refuses one.
+        docs = [read_results(path, complete=False) for path in args.files]
+    except ResultsInputError as exc:
         print(f"pkcs11-conformance report: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:

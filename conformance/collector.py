@@ -11,13 +11,11 @@ from typing import Any
 import pytest
 
 from . import options
-from .gate import GateInputError, GateReport, compare, parse_results
+from .gate import GateReport, compare
+from .results_input import ResultsInputError, parse_results
 from .pins import redact
 from .records import Record, RecordBuilder
 from .results import Results, ResultsWriter
-
-# Exit statuses of a run that finished, so its results can be gated (not interrupted, not an internal error).
-GATED_EXITS = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
 
 
 def scrub(record: Record, secrets: list[str]) -> Record:
@@ -64,7 +62,7 @@ class ResultsCollector:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # Runs on failures and on Ctrl-C too: what was collected so far is always written.
-        doc = self.writer.flush(finished=True)
+        doc = self.writer.flush(exit_status=int(session.exitstatus))
         if self.baseline is not None:
             self._gate(session, doc)
         from .report_html import write_report
@@ -101,7 +99,7 @@ class ResultsCollector:
 
     def _gate(self, session: pytest.Session, doc: Results) -> None:
         """Compare the results just written with the baseline; regressions fail the run even if every test passed."""
-        if session.exitstatus not in GATED_EXITS:
+        if not doc.run.complete:
             self.gate_problem = f"not run: the run did not finish (exit status {int(session.exitstatus)})"
             return
         assert self.baseline is not None
@@ -110,7 +108,7 @@ class ResultsCollector:
             candidate = parse_results(json.loads(json.dumps(doc.to_dict())), f"this run's {self.writer.path}")
             self.gate_report = compare(self.baseline, candidate, (), str(self.config.getoption(options.BASELINE)),
                                        str(self.writer.path))
-        except GateInputError as exc:
+        except ResultsInputError as exc:
             self.gate_problem = str(exc)
         if self.gate_report is None or self.gate_report.regressions:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -46,9 +46,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import RESULTS_SCHEMA
-from .records import OUTCOMES, Record
+from .records import Record
 from .results import Results
+from .results_input import ResultsInputError, read_results
 
 GATE_SCHEMA = "pkcs11-conformance/gate/1"
 
@@ -58,11 +58,8 @@ CLASSES = ("regressed", "stale_declaration", "lost_coverage", "removed", "vendor
 GOOD = frozenset({"passed", "xfailed"})
 BAD = frozenset({"failed", "error", "crashed", "hung"})
 ALL_CHECKS = "*"  # the check id of a vendor_missing entry
-FIX_FILE = "pass a results file written by pytest --conformance-json"
-
-
-class GateInputError(ValueError):
-    """A file or option the gate cannot use; the message is one line naming the file and the fix."""
+class GateInputError(ResultsInputError):
+    """An option the gate cannot use (files: ResultsInputError); the message is one line naming the fix."""
 
 
 @dataclass(frozen=True)
@@ -157,68 +154,6 @@ class GateReport:
 
 
 # ---------------------------------------------------------------------------------------------------- input
-
-
-def load_input(path: str | os.PathLike[str], role: str = "results") -> Results:
-    """Read and validate a results file; every problem is a GateInputError naming the file (as `role PATH`, or
-    `--option=PATH` when role is an option) and the fix."""
-    where = f"{role}={os.fspath(path)}" if role.startswith("--") else f"{role} {os.fspath(path)}"
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except IsADirectoryError:
-        raise GateInputError(f"{where}: is a directory; name the results file itself") from None
-    except OSError as exc:
-        raise GateInputError(f"{where}: cannot read it ({exc.strerror or exc}); check the path") from None
-    except UnicodeDecodeError:
-        raise GateInputError(f"{where}: not UTF-8 text; {FIX_FILE}") from None
-    if not text.strip():
-        raise GateInputError(f"{where}: the file is empty; {FIX_FILE}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GateInputError(f"{where}: not JSON ({exc}); {FIX_FILE}") from None
-    return parse_results(data, where)
-
-
-def parse_results(data: Any, where: str) -> Results:
-    """A results document (plain data) as Results, checked for everything the gate relies on."""
-    if not isinstance(data, dict):
-        raise GateInputError(f"{where}: not a results document (a JSON object); {FIX_FILE}")
-    if "schema" not in data:
-        raise GateInputError(f"{where}: no 'schema' key, so not a results document; {FIX_FILE}")
-    if data.get("schema") != RESULTS_SCHEMA:
-        raise GateInputError(f"{where}: schema is {data.get('schema')!r}, expected {RESULTS_SCHEMA!r}; {FIX_FILE}")
-    for key, kind in (("run", dict), ("vendors", dict), ("results", list)):
-        if not isinstance(data.get(key), kind):
-            raise GateInputError(f"{where}: malformed: {key!r} is missing or not a JSON {kind.__name__}; {FIX_FILE}")
-    seen: set[tuple[str, str]] = set()
-    for i, entry in enumerate(data["results"]):
-        problem = _record_problem(entry)
-        if problem:
-            raise GateInputError(f"{where}: malformed: results[{i}] {problem}; {FIX_FILE}")
-        key = (entry["check"], entry["vendor"])
-        if key in seen:
-            raise GateInputError(f"{where}: malformed: check {key[0]!r} of vendor {key[1]!r} appears twice; "
-                                 "pass the file of a single run")
-        seen.add(key)
-    try:
-        return Results.from_dict(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise GateInputError(f"{where}: malformed ({type(exc).__name__}: {exc}); {FIX_FILE}") from None
-
-
-def _record_problem(entry: Any) -> str | None:
-    if not isinstance(entry, dict):
-        return "is not a JSON object"
-    for key in ("check", "vendor", "layer"):
-        if not isinstance(entry.get(key), str) or not entry[key]:
-            return f"has no {key!r} string"
-    if entry.get("outcome") not in OUTCOMES:
-        return f"outcome {entry.get('outcome')!r} is not one of {', '.join(OUTCOMES)}"
-    if not isinstance(entry.get("deviations", []), list) or not all(isinstance(d, dict) for d in entry.get("deviations", [])):
-        return "deviations is not a list of objects"
-    return None
 
 
 def vendors_of(results: Results) -> set[str]:
@@ -389,7 +324,7 @@ def _canon(value: Any) -> Any:
 
 def gate_files(baseline_path: str | os.PathLike[str], candidate_path: str | os.PathLike[str],
                aliases: Sequence[tuple[str, str]] = ()) -> GateReport:
-    """Load both files (GateInputError on any problem) and compare them."""
-    baseline = load_input(baseline_path, "baseline")
-    candidate = load_input(candidate_path, "candidate")
+    """Load both files (ResultsInputError on any problem) and compare them."""
+    baseline = read_results(baseline_path, "baseline")
+    candidate = read_results(candidate_path, "candidate")
     return compare(baseline, candidate, aliases, os.fspath(baseline_path), os.fspath(candidate_path))

@@ -15,7 +15,8 @@ from .preflight import PreflightFailed
 from .preflight import run as preflight
 from .profile import ProfileError, VendorProfile
 from .collector import ResultsCollector
-from .gate import GateInputError, load_input, match_vendors, vendors_of
+from .gate import GateInputError, match_vendors, vendors_of
+from .results_input import ResultsInputError, read_results
 from .records import PROPERTY
 from .labels import ensure_run_tag
 from .registry import resolve
@@ -125,8 +126,8 @@ def _load_baseline(path: str | None, profiles: list[VendorProfile]) -> Results |
     if not path:
         return None
     try:
-        baseline = load_input(path, options.BASELINE)
-    except GateInputError as exc:
+        baseline = read_results(path, options.BASELINE)
+    except ResultsInputError as exc:
         raise pytest.UsageError(str(exc)) from None
     if profiles:
         have, selected = sorted(vendors_of(baseline)), sorted(p.name for p in profiles)

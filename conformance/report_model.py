@@ -207,7 +207,8 @@ def _column(key: str, doc: Results, source: str | None, vendor: str, label: str,
     counts = tuple((o, tally[o]) for o in (*OUTCOMES, *sorted(set(tally) - set(OUTCOMES))) if tally[o])
     findings = sum(tally[o] for o in FINDINGS)
     deviations = sum(1 for r in records if r.deviations)
-    verdict, verdict_class = _verdict(tally, len(records), findings, deviations, doc.run.finished is None)
+    verdict, verdict_class = _verdict(tally, len(records), findings, deviations, _unfinished(doc.run.exit_status)
+                                      if not doc.run.complete else "")
     mechanisms = info.get("mechanisms")
     return Column(
         key=key, vendor=vendor, label=label, run_id=str(doc.run.id or ""), started=str(doc.run.started or ""),
@@ -222,9 +223,18 @@ def _column(key: str, doc: Results, source: str | None, vendor: str, label: str,
     )
 
 
-def _verdict(tally: Counter[str], total: int, findings: int, deviations: int, unfinished: bool) -> tuple[str, str]:
-    """One line a reader takes in at a glance, and its colour class."""
-    prefix = "run interrupted: " if unfinished else ""
+def _unfinished(exit_status: int | None) -> str:
+    """Why a run has no `finished` stamp, as the verdict's prefix."""
+    if exit_status is None:
+        return "run incomplete (killed, or still running): "
+    if exit_status == 2:
+        return "run interrupted: "
+    return f"run stopped early (exit status {exit_status}): "
+
+
+def _verdict(tally: Counter[str], total: int, findings: int, deviations: int, unfinished: str) -> tuple[str, str]:
+    """One line a reader takes in at a glance, and its colour class; `unfinished` prefixes a run that did not end."""
+    prefix = unfinished
     if total == 0:
         return f"{prefix}no results", "warn"
     if findings:

@@ -19,6 +19,10 @@ from .records import Record
 
 # Rewrite the file at most this often while results stream in; always on close.
 WRITE_INTERVAL_S = 0.5
+# pytest exit statuses of a run that ran everything it collected (passed, checks failed, nothing collected):
+# only such a run gets `finished`, and only such a run can be gated. Interrupted (2), internal error (3), usage
+# error (4) and a killed run leave `finished` null.
+COMPLETE_EXITS = (0, 1, 5)
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,8 @@ class RunInfo:
     platform: str
     hypothesis_profile: str
     sut: str
-    finished: str | None = None
+    finished: str | None = None  # set only when the run ran to its end (COMPLETE_EXITS)
+    exit_status: int | None = None  # pytest's exit status once the run ended, whatever the reason; null if killed
 
     @classmethod
     def new(cls, *, sut: str, hypothesis_profile: str, run_id: str | None = None) -> RunInfo:
@@ -59,7 +64,12 @@ class RunInfo:
             "platform": self.platform,
             "hypothesis_profile": self.hypothesis_profile,
             "sut": self.sut,
+            "exit_status": self.exit_status,
         }
+
+    @property
+    def complete(self) -> bool:
+        return self.finished is not None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunInfo:
@@ -115,14 +125,16 @@ class ResultsWriter:
         if self._dirty:
             self.flush()
 
-    def document(self, finished: bool = False) -> Results:
+    def document(self, exit_status: int | None = None) -> Results:
         run = self.run
-        if finished:
-            run = RunInfo.from_dict({**run.to_dict(), "finished": _now()})
+        if exit_status is not None:
+            finished = _now() if exit_status in COMPLETE_EXITS else None
+            run = RunInfo.from_dict({**run.to_dict(), "finished": finished, "exit_status": exit_status})
         return Results(run, self.vendors, tuple(self.records))
 
-    def flush(self, finished: bool = False) -> Results:
-        doc = self.document(finished)
+    def flush(self, exit_status: int | None = None) -> Results:
+        """Write the file; with the run's exit status, the last time (stamps `finished` if the run was complete)."""
+        doc = self.document(exit_status)
         write_atomic(self.path, json.dumps(doc.to_dict(), indent=1, sort_keys=False) + "\n")
         self._last_write = time.monotonic()
         self._dirty = False

@@ -25,10 +25,15 @@ def rec(outcome: str = "passed", observed: Any = None, *, check: str = CHECK, ve
                   deviations=deviations)
 
 
+def vendor_info(name: str) -> dict[str, Any]:
+    """A schema-valid vendors entry (the gate reads files through the same validation as everything else)."""
+    return {"module": f"/lib/{name}.so", "library": {}, "token": {}, "mechanisms": 0}
+
+
 def doc(*records: Record, vendors: tuple[str, ...] = (), run_id: str = "run") -> Results:
     """A results document holding these records; its vendors header names every vendor of them (and `vendors`)."""
     names = dict.fromkeys([*vendors, *(r.vendor for r in records)])
-    return Results(RunInfo.from_dict({**RUN.to_dict(), "id": run_id}), {n: {"module": f"/lib/{n}.so"} for n in names},
+    return Results(RunInfo.from_dict({**RUN.to_dict(), "id": run_id}), {n: vendor_info(n) for n in names},
                    tuple(records))
 
 

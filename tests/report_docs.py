@@ -41,12 +41,12 @@ def result(check: str, outcome: str = "passed", vendor: str = "softhsm", **extra
 
 def run_doc(results: list[dict[str, Any]], *, run_id: str = "aaaaaaaa0000", binding: str = "0.10.1",
             vendors: tuple[str, ...] = ("softhsm",), finished: str | None = "2026-01-01T00:01:00+00:00",
-            sut: str = "conformance.refsession:reference_session") -> dict[str, Any]:
+            sut: str = "conformance.refsession:reference_session", exit_status: int | None = 0) -> dict[str, Any]:
     return {
         "schema": RESULTS_SCHEMA,
         "run": {"id": run_id, "started": "2026-01-01T00:00:00+00:00", "finished": finished, "harness_version": "0.1.0",
                 "python_pkcs11_version": binding, "python": "3.11.7", "platform": "Linux", "hypothesis_profile": "dev",
-                "sut": sut},
+                "sut": sut, "exit_status": exit_status},
         "vendors": {v: {"module": f"/usr/lib/{v}.so",
                         "library": {"manufacturer": v.upper(), "description": "lib", "version": "2.6",
                                     "cryptoki_version": "2.40"},

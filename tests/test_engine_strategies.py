@@ -193,25 +193,62 @@ def test_declared_concurrent_searches_are_not_drawn(declared):
     """With concurrent_searches declared (a module that runs two searches on one session; the scripted check
     pins it), exploration does not start a search where one is active; undeclared, it does (the model expects
     OperationActive)."""
-    from conformance.engine.strategies import _pinned_elsewhere
+    from conformance.engine.strategies import pinned_elsewhere
 
     params = ModelParams(concurrent_searches=declared)
     model = _planned("operations", params, Step(0, "open", {"ref": "s0", "login": False}),
                      Step(0, "search", {"ref": "it0", "session": "s0", "batch": 1}), Step(0, "next", {"iterator": "it0"}))
-    assert _pinned_elsewhere(model, Step(0, "find_all", {"session": "s0"})) is declared
-    assert _pinned_elsewhere(model, Step(0, "digest", {"session": "s0"})) is False
+    assert pinned_elsewhere(model, Step(0, "find_all", {"session": "s0"})) is declared
+    assert pinned_elsewhere(model, Step(0, "digest", {"session": "s0"})) is False
 
 
 @pytest.mark.parametrize("declared", [False, True])
-def test_declared_stale_handle_iterators_are_not_drawn(declared):
-    """With stale_handle_iterators declared (handles reused; release.iterator_of_closed_session pins it),
-    exploration does not start an iterator whose session is closed; an iterator already started is still drawn."""
-    from conformance.engine.strategies import _pinned_elsewhere
+def test_declared_stale_session_handles_are_not_drawn(declared):
+    """With stale_session_handles declared (handles reused; release.*_of_closed_session and
+    release.call_on_closed_session pin it), exploration makes no call through a closed session: no iterator of it
+    started, advanced or dropped once started, no one-shot on it. Its state (ground truth, not the binding), a
+    drop of an iterator that never started, and everything on open sessions are still drawn."""
+    from conformance.engine.strategies import pinned_elsewhere
 
-    params = ModelParams(stale_handle_iterators=declared)
+    params = ModelParams(stale_session_handles=declared)
     model = _planned("release", params, Step(0, "open", {"ref": "s0", "login": False}),
                      Step(0, "search", {"ref": "it0", "session": "s0", "batch": 10}),
                      Step(0, "search", {"ref": "it1", "session": "s0", "batch": 10}), Step(0, "next", {"iterator": "it1"}),
-                     Step(0, "close", {"session": "s0"}))
-    assert _pinned_elsewhere(model, Step(0, "next", {"iterator": "it0"})) is declared
-    assert _pinned_elsewhere(model, Step(0, "next", {"iterator": "it1"})) is False
+                     Step(0, "consume", {"iterator": "it1"}), Step(0, "search", {"ref": "it2", "session": "s0", "batch": 10}),
+                     Step(0, "next", {"iterator": "it2"}), Step(0, "close", {"session": "s0"}),
+                     Step(0, "open", {"ref": "s1", "login": False}))
+    for step in (Step(0, "next", {"iterator": "it0"}), Step(0, "next", {"iterator": "it2"}),
+                 Step(0, "consume", {"iterator": "it2"}), Step(0, "drop", {"iterator": "it2"}),
+                 Step(0, "find_all", {"session": "s0"})):
+        assert pinned_elsewhere(model, step) is declared, step
+    for step in (Step(0, "drop", {"iterator": "it0"}), Step(0, "find_all", {"session": "s1"}),
+                 Step(0, "state", {"session": "s0"})):
+        assert pinned_elsewhere(model, step) is False, step
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_declared_stale_session_handles_keep_a_waited_on_session_open(declared):
+    """... nor a close of a session whose lock a blocked call waits on (the call would run after the close)."""
+    from conformance.engine.strategies import pinned_elsewhere
+
+    params = ModelParams(stale_session_handles=declared)
+    model = _planned("release", params, Step(0, "open", {"ref": "s0", "login": False}),
+                     Step(0, "search", {"ref": "it0", "session": "s0", "batch": 10}), Step(0, "next", {"iterator": "it0"}),
+                     Step(1, "find_all", {"session": "s0"}))
+    assert model.waiters, "find_all should wait on s0's lock"
+    assert pinned_elsewhere(model, Step(0, "close", {"session": "s0"})) is declared
+
+
+def test_family_regression_examples_run_first_where_they_can():
+    """Hypothesis' @example for scenario families: every family's regression schedules are planned (timing hints
+    included) and run on a token that can run them; one using a step the token lacks is left out."""
+    from conformance.engine.families import FAMILIES
+    from conformance.engine.scenario import regressions
+
+    for family in FAMILIES.values():
+        planned = regressions(family, ModelParams())
+        assert [tuple((s.actor, s.op, dict(s.args)) for s in p.steps) for p in planned] == \
+            [tuple((s.actor, s.op, dict(s.args)) for s in steps) for steps in family.examples], family.name
+    operations = FAMILIES["operations"]
+    assert regressions(operations, ModelParams(unsupported_steps=frozenset({"encrypt_gen"}))) == []
+    assert any(s.expect_block for s in regressions(operations, ModelParams())[0].steps)

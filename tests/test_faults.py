@@ -375,13 +375,15 @@ def _interrupted(directory: Path, shim: Shim, sig: signal.Signals) -> tuple[int,
 
 def test_sigint_while_module_hangs_keeps_results(tmp_path: Path, shim: Shim):
     """"results written so far survive": Ctrl-C (SIGINT) while a check hangs inside the module ends the run as
-    interrupted, with a schema-valid results JSON holding every check finished before and marked finished."""
+    interrupted, with a schema-valid results JSON holding every check finished before, marked as not finished
+    (exit status 2), so neither the report nor the gate takes it for a complete run."""
     ret, doc, output = _interrupted(tmp_path / "run", shim, signal.SIGINT)
     assert ret == pytest.ExitCode.INTERRUPTED, output
     assert validate_results(doc) == []
     outcomes = {r["check"]: r["outcome"] for r in doc["results"]}
     assert outcomes == {"fake.first": "passed", "fake.second": "passed"}
-    assert doc["run"]["finished"] is not None
+    assert doc["run"]["finished"] is None
+    assert doc["run"]["exit_status"] == pytest.ExitCode.INTERRUPTED
 
 
 def test_sigkill_while_module_hangs_keeps_results(tmp_path: Path, shim: Shim):

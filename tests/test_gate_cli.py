@@ -12,7 +12,8 @@ from typing import Any, Callable
 import pytest
 
 from conformance.cli import main
-from conformance.gate import compare, load_input
+from conformance.gate import compare
+from conformance.results_input import read_results
 from conformance.gate_format import render
 from conformance.results import Results
 
@@ -55,7 +56,7 @@ def test_cli_formats(files, capsys, fmt):
     base, cand = files(doc(rec("passed", "ok")), doc(rec("failed", reason="boom")))
     assert main(["gate", base, cand, f"--format={fmt}"]) == 1
     out = capsys.readouterr().out
-    assert out == render(compare(load_input(base, "baseline"), load_input(cand, "candidate"), (), base, cand), fmt)
+    assert out == render(compare(read_results(base, "baseline"), read_results(cand, "candidate"), (), base, cand), fmt)
 
 
 def test_cli_as_option(files, capsys):

@@ -123,16 +123,30 @@ def test_writer_file_is_valid_at_every_flush(tmp_path, monkeypatch):
 
 
 def test_writer_final_flush_marks_finished(tmp_path):
-    """flush(finished=True) writes every record and stamps run.finished."""
+    """The last flush of a complete run (exit status 1: checks failed) writes every record and stamps
+    run.finished and run.exit_status."""
     path = tmp_path / "results.json"
     writer = ResultsWriter(path, make_run(), {})
     for record in sample_records(3):
         writer.add(record)
-    writer.flush(finished=True)
+    writer.flush(exit_status=1)
     loaded = load_results(path)
     assert loaded.results == tuple(sample_records(3))
-    assert loaded.run.finished is not None
+    assert loaded.run.finished is not None and loaded.run.exit_status == 1
     assert loaded.run.id == "fake-run"
+
+
+def test_writer_final_flush_of_an_interrupted_run_is_not_finished(tmp_path):
+    """An interrupted run (exit status 2) keeps every record but is not `finished`: the report and the gate must
+    not take it for a complete run."""
+    path = tmp_path / "results.json"
+    writer = ResultsWriter(path, make_run(), {})
+    for record in sample_records(2):
+        writer.add(record)
+    writer.flush(exit_status=2)
+    loaded = load_results(path)
+    assert loaded.results == tuple(sample_records(2))
+    assert loaded.run.finished is None and loaded.run.exit_status == 2
 
 
 def test_writer_holds_records_until_the_next_flush(tmp_path, monkeypatch):
@@ -171,6 +185,6 @@ def test_load_results_reads_what_the_writer_wrote(tmp_path):
     writer = ResultsWriter(path, make_run(), {})
     for record in sample_records(2):
         writer.add(record)
-    doc = writer.flush(finished=True)
+    doc = writer.flush(exit_status=0)
     assert load_results(path) == doc
     assert isinstance(json.loads(Path(path).read_text()), dict)

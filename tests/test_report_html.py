@@ -93,10 +93,13 @@ def test_stale_declaration_verdict_asks_for_an_update() -> None:
     assert "no longer happens" in column.verdict and column.verdict_class == "warn"
 
 
-def test_interrupted_run_is_said_in_the_verdict() -> None:
-    """A run whose results file was never finished says so first."""
-    column = model(run_doc([result("a.1")], finished=None)).columns[0]
-    assert column.verdict.startswith("run interrupted: ")
+@pytest.mark.parametrize(("exit_status", "prefix"), [
+    (2, "run interrupted: "), (None, "run incomplete (killed, or still running): "),
+    (3, "run stopped early (exit status 3): ")])
+def test_unfinished_run_is_said_in_the_verdict(exit_status: int | None, prefix: str) -> None:
+    """A run whose results file was never stamped `finished` says so first, and why, as far as the file knows."""
+    column = model(run_doc([result("a.1")], finished=None, exit_status=exit_status)).columns[0]
+    assert column.verdict.startswith(prefix) and column.verdict_class == "warn"
 
 
 def test_rows_with_findings_or_differences_are_marked_interesting() -> None:
@@ -194,14 +197,23 @@ def test_report_command_merges_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert f"--replay={b}" in html
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "cannot read it"),
-    ("{not json", "not JSON"),
-    ('{"schema": "something/else", "results": []}', "not a pkcs11-conformance results file"),
-    ("[1, 2]", "not a pkcs11-conformance results file"),
+def test_report_command_shows_an_interrupted_run(tmp_path: Path) -> None:
+    """The report reads an interrupted run's file (the gate refuses it) and says so in the column's verdict."""
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(run_doc([result("login.a")], finished=None, exit_status=2)), encoding="utf-8")
+    out = tmp_path / "out.html"
+    assert cli_main(["report", str(partial), "-o", str(out)]) == 0
+    assert "run interrupted: " in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("content, message, fix", [
+    (None, "cannot read it", "check the path"),
+    ("{not json", "not JSON", "pass a results file"),
+    ('{"schema": "something/else", "results": []}', "schema is 'something/else'", "pass a results file"),
+    ("[1, 2]", "not a results document", "pass a results file"),
 ])
 def test_report_command_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          content: str | None, message: str) -> None:
+                                          content: str | None, message: str, fix: str) -> None:
     """An unreadable file, non-JSON, or JSON that is not a results file: one line on stderr naming the file and the
     fix, exit 2, nothing written."""
     bad = tmp_path / "bad.json"
@@ -211,7 +223,7 @@ def test_report_command_rejects_bad_input(tmp_path: Path, capsys: pytest.Capture
     assert cli_main(["report", str(bad), "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
-    assert str(bad) in err and message in err and "pass " in err
+    assert str(bad) in err and message in err and fix in err
     assert not out.exists()
 
 

@@ -112,3 +112,42 @@ def test_iterator_of_closed_session(vendor, observe):
     assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
         f"the iterator of a closed session gave {outcome}" + (" — on the new session, which got the closed one's "
                                                                "handle" if second.handle == handle else ""))
+
+
+@pytest.mark.check("release.started_iterator_of_closed_session", layer="binding", spec="PKCS#11 v3.0 §5.6.2 C_CloseSession, §5.1.2 CKR_SESSION_HANDLE_INVALID")
+def test_started_iterator_of_closed_session(vendor, observe):
+    """v3.0 §5.6.2: closing a session ends its operations, and its handle no longer names it. An iterator started
+    on the closed session must fail at its next item (SessionClosed / SessionHandleInvalid) — not go on yielding
+    objects read through the session that got the same handle. Records whether the module reused the handle."""
+    owner = vendor.open_session()
+    make_data_objects(owner, OBJECTS)
+    first = vendor.open_session(login=False)
+    handle = first.handle
+    it = first.get_objects(DATA)
+    next(it)
+    first.close()
+    second = vendor.open_session(login=False)
+    observe({"handle_reused": second.handle == handle})
+    try:
+        outcome = outcome_of(lambda: next(it))
+    except StopIteration:
+        outcome = "ok:stop"
+    assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
+        f"the started iterator of a closed session gave {outcome}" + (
+            " — through the new session, which got the closed one's handle" if second.handle == handle else ""))
+
+
+@pytest.mark.check("release.call_on_closed_session", layer="binding", spec="PKCS#11 v3.0 §5.6.2 C_CloseSession, §5.1.2 CKR_SESSION_HANDLE_INVALID")
+def test_call_on_closed_session(vendor, observe):
+    """v3.0 §5.1.2: a call with the handle of a closed session fails (SessionClosed / SessionHandleInvalid). A
+    service that keeps a Session object past its close must get that error — not have the call run on whichever
+    session got the same handle (another thread's, perhaps). Records whether the module reused the handle."""
+    first = vendor.open_session(login=False)
+    handle = first.handle
+    first.close()
+    second = vendor.open_session(login=False)
+    observe({"handle_reused": second.handle == handle})
+    outcome = outcome_of(lambda: first.generate_random(128))
+    assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
+        f"C_GenerateRandom on a closed session gave {outcome}" + (
+            " — it ran on the new session, which got the closed one's handle" if second.handle == handle else ""))

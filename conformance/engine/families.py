@@ -110,12 +110,24 @@ def _steps(*lines: tuple[int, str, dict[str, object]]) -> tuple[Step, ...]:
 _LEAK_REUSES_CLOSED_HANDLE = _steps((0, "open", {"ref": "s0", "login": False}), (0, "open", {"ref": "s1", "login": True}),
                                     (0, "close", {"session": "s0"}), (0, "open", {"ref": "s2", "login": True}))
 
+# actor0's second search is refused (OperationActive: SoftHSM runs one operation per session), so consuming it0
+# frees the lock and actor1's find_all resumes — where the plan assumed the search would start and keep the lock.
+# The executor raced past the last step and judged the call "still blocked" (deep profile, 2026-11-25).
+_RELEASE_THE_PLAN_DID_NOT_FORESEE = _steps(
+    (1, "open", {"ref": "s0", "login": False}), (1, "encrypt_gen", {"ref": "it0", "session": "s0"}),
+    (0, "search", {"ref": "it1", "session": "s0", "batch": 2}), (0, "next", {"iterator": "it0"}),
+    (1, "random", {"session": "s0"}), (1, "drop", {"iterator": "it1"}),
+    (0, "search", {"ref": "it2", "session": "s0", "batch": 1}), (1, "find_all", {"session": "s0"}),
+    (0, "next", {"iterator": "it2"}), (0, "digest", {"session": "s0"}), (0, "next", {"iterator": "it2"}),
+    (0, "consume", {"iterator": "it0"}))
+
 FAMILIES = {
     f.name: f
     for f in (
         Family("sessions", max_actors=3, max_steps=12, fixture=False, logged_in=False, candidates=_sessions_candidates,
                examples=(_LEAK_REUSES_CLOSED_HANDLE,)),
-        Family("operations", max_actors=2, max_steps=12, fixture=True, logged_in=True, candidates=_operations_candidates),
+        Family("operations", max_actors=2, max_steps=12, fixture=True, logged_in=True, candidates=_operations_candidates,
+               examples=(_RELEASE_THE_PLAN_DID_NOT_FORESEE,)),
         Family("release", max_actors=3, max_steps=12, fixture=True, logged_in=True, candidates=_release_candidates),
         Family("provider", max_actors=3, max_steps=14, fixture=True, logged_in=False, candidates=_provider_candidates),
     )

@@ -36,9 +36,10 @@ class ModelParams:
     # --- declared findings a scripted check pins down; exploration then leaves those steps out -----------------
     # The module runs a second search on a session instead of refusing it (operation.search_then_search_same_thread).
     concurrent_searches: bool = False
-    # An iterator not yet started on a closed session starts on whichever session got its handle (modules that
-    # reuse handles; release.iterator_of_closed_session).
-    stale_handle_iterators: bool = False
+    # A closed session's Session object — its calls, its iterators started or not, a call waiting on its lock —
+    # acts on whichever session got its handle (modules that reuse handles, as python-pkcs11 keeps the handle;
+    # release.iterator_of_closed_session, release.started_iterator_of_closed_session, release.call_on_closed_session).
+    stale_session_handles: bool = False
     # --- capabilities, not behaviour: scenario steps (op, or "use:WHAT") the token cannot run are left out of
     # the menus (conformance.capabilities.STEP_NEEDS says which capability each step needs) -----------------
     unsupported_steps: frozenset[str] = frozenset()

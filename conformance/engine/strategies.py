@@ -40,7 +40,7 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
         actor = draw(st.sampled_from(runnable), label="actor")
         options = [s for s in family.candidates(model, actor, counter)
                    if _fits(model, actor, s) and step_key(s) not in params.unsupported_steps
-                   and not _pinned_elsewhere(model, s)]
+                   and not pinned_elsewhere(model, s)]
         if not options:
             break
         step = draw(st.sampled_from(options), label="step")
@@ -55,14 +55,14 @@ def step_key(step: Step) -> str:
     return f"use:{step.args.get('what')}" if step.op == "use" else step.op
 
 
-def _pinned_elsewhere(model: Model, step: Step) -> bool:
+def pinned_elsewhere(model: Model, step: Step) -> bool:
     """Steps that would only re-find a declared finding a scripted check already pins down (params.py): left out,
     so exploration goes on past it (the model cannot follow a module that runs two searches at once)."""
     p, a = model.p, step.args
+    if p.stale_session_handles and _uses_closed_session(model, step):
+        return True
     it = model.iters.get(a.get("iterator", "")) if step.op in ("next", "consume") else None
     starts_iter = it is not None and not it.started
-    if p.stale_handle_iterators and starts_iter and not model.sessions[it.session].open:
-        return True
     if not p.concurrent_searches:
         return False
     if step.op == "find_all" or (starts_iter and it.kind == "search"):
@@ -72,6 +72,25 @@ def _pinned_elsewhere(model: Model, step: Step) -> bool:
     else:
         return False
     return session is not None and "search" in session.ops
+
+
+def _uses_closed_session(model: Model, step: Step) -> bool:
+    """A step that would reach the module through a closed session's handle — which such a module may have given
+    to another session: a call on the session, its iterator advanced or dropped after starting, or its close while
+    a call waits on its lock (the call then runs after the close)."""
+    a = step.args
+    if step.op == "close":
+        return a["session"] in model.waiters
+    if step.op in ("next", "consume", "drop"):
+        it = model.iters.get(a.get("iterator", ""))
+        if it is None or (step.op == "drop" and not it.started):  # nothing reaches the module
+            return False
+        session = it.session
+    elif step.op != "state" and isinstance(a.get("session"), str):
+        session = a["session"]
+    else:
+        return False
+    return session in model.sessions and not model.sessions[session].open
 
 
 def _fits(model: Model, actor: int, step: Step) -> bool:
