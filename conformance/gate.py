@@ -58,6 +58,8 @@ CLASSES = ("regressed", "stale_declaration", "lost_coverage", "removed", "vendor
 GOOD = frozenset({"passed", "xfailed"})
 BAD = frozenset({"failed", "error", "crashed", "hung"})
 ALL_CHECKS = "*"  # the check id of a vendor_missing entry
+
+
 class GateInputError(ResultsInputError):
     """An option the gate cannot use (files: ResultsInputError); the message is one line naming the fix."""
 
@@ -153,7 +155,7 @@ class GateReport:
         }
 
 
-# ---------------------------------------------------------------------------------------------------- input
+# ---------------------------------------------------------------------------------------------- vendors
 
 
 def vendors_of(results: Results) -> set[str]:

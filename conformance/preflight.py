@@ -60,6 +60,8 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
 
 def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = False, sut: str = "") -> int:
     from .profile import ProfileError, load_profile
+    from .engine.executor import ExecutorError
+    from .integrity import Snapshot
     from .runtime import VendorUnavailable, pins_of, start
 
     try:
@@ -74,7 +76,10 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
             from .labels import run_prefix
 
             runtime.executor.ask("sweep", prefix=run_prefix())  # this run's only: other runs may be live
-            runtime.at_start = runtime.snapshot()
+            try:
+                runtime.at_start = runtime.snapshot()
+            except ExecutorError as exc:  # compared with the start: reported as a token that cannot be inspected
+                runtime.at_start = Snapshot(False, problem=str(exc))
         facts = runtime.describe()
         if runtime.at_start is not None and not profile.disposable:
             # Counts, flags and a digest only: object labels of a real token never leave the child.

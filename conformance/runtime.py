@@ -47,10 +47,9 @@ class VendorRuntime:
         return {"module": self.profile.module or "", **self.facts}
 
     def snapshot(self, timeout: float | None = None) -> Snapshot:
-        try:
-            return Snapshot.from_dict(self.executor.ask("snapshot", timeout))
-        except ExecutorError as exc:
-            return Snapshot(False, problem=str(exc))
+        """The token as the module's process sees it now (integrity.py); ExecutorError if that process cannot
+        answer — each caller says what that means at its moment."""
+        return Snapshot.from_dict(self.executor.ask("snapshot", timeout))
 
     def integrity_note(self, timeout: float = INTEGRITY_TIMEOUT_S) -> str:
         """After a crashed or hung check: is the token still present and intact? One line for the result.
@@ -58,7 +57,7 @@ class VendorRuntime:
         if self.at_start is None:
             return ""
         try:
-            now = Snapshot.from_dict(self.executor.ask("snapshot", timeout))
+            now = self.snapshot(timeout)
         except ExecutorError as exc:
             return f"token integrity after the crash not checked: the module does not come up again ({exc})"
         changes = now.changes_since(self.at_start)
@@ -130,7 +129,10 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
         if not profile.disposable and verify_login:
             # Once per run, before any check (the preflight): leftovers of an earlier, killed run go first.
             executor.facts["swept"] = executor.ask("sweep")["destroyed"]
-        runtime.at_start = runtime.snapshot()
+        try:
+            runtime.at_start = runtime.snapshot()
+        except ExecutorError as exc:
+            raise VendorUnavailable(f"{profile.name}: the token could not be inspected at start ({exc})") from None
         return runtime
     except BaseException:
         if executor is not None:
