@@ -19,7 +19,7 @@ _COMMON = dict(parent=settings.get_profile("default"), deadline=None, suppress_h
 
 PROFILES = {
     "dev": settings(max_examples=40, derandomize=True, database=None, print_blob=False, **_COMMON),
-    "ci": settings(max_examples=60, derandomize=True, database=None, print_blob=True, **_COMMON),
+    "ci": settings(max_examples=300, derandomize=True, database=None, print_blob=True, **_COMMON),
     "deep": settings(max_examples=1500, derandomize=False, print_blob=True, **_COMMON),
 }
 
