@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -145,6 +147,39 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
                         f"-k '{request.node.name}' (parameters: {params})" + (f"\n\n{stacks}" if stacks else ""),
                         pytrace=False)
         return result
+
+    return run
+
+
+APPLICATIONS_START_S = 0.5  # from now to the common start moment: time for every process to get the request
+APPLICATIONS_TIMEOUT_S = 60.0  # a login round takes milliseconds; past this the process is stuck
+
+
+@pytest.fixture
+def applications(request: pytest.FixtureRequest, vendor: VendorRuntime) -> Callable[[int, int], list[dict[str, Any]]]:
+    """Several applications (processes) on the vendor's token, each logging in and out `rounds` times from one
+    common moment (engine/applications.py): what a service's worker processes do when they start together."""
+    meta = _meta(request)
+
+    def run(n: int, rounds: int) -> list[dict[str, Any]]:
+        try:
+            executors = vendor.applications(n)
+        except ExecutorError as exc:
+            pytest.fail(f"{vendor.profile.name}: a further process on the token did not come up ({exc})", pytrace=False)
+        start_at = time.time() + APPLICATIONS_START_S
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(e.ask, "login_rounds", APPLICATIONS_TIMEOUT_S, rounds=rounds, start_at=start_at)
+                       for e in executors]
+            answers: list[dict[str, Any]] = []
+            for i, future in enumerate(futures):
+                try:
+                    answers.append(future.result())
+                except ExecutorError as exc:
+                    meta["status"] = "crashed"
+                    meta["integrity"] = vendor.integrity_note()
+                    pytest.fail(f"application {i} of {n}: {exc}\n{meta['integrity']}", pytrace=False)
+        meta["note"] = f"{n} processes x {rounds} rounds of Token.open(user_pin=...) + close, from one moment"
+        return answers
 
     return run
 

@@ -16,8 +16,8 @@ HELP = {
     SUT: "exercises the session provider under test (--sut); -m sut selects exactly these",
     CONCURRENCY: "exercises more than one thread or session at once",
     DESTRUCTIVE: "needs a disposable token (creates, destroys or re-initialises state); skipped elsewhere",
-    RISKY: "can crash the module (free-running concurrent calls); on tokens that are not disposable it runs only "
-    "with --allow-risky",
+    RISKY: "can crash the module or cost PIN tries (free-running concurrent calls, logins racing from several "
+    "processes); on tokens that are not disposable it runs only with --allow-risky",
 }
 
 

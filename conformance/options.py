@@ -108,9 +108,9 @@ def add_options(parser: pytest.Parser) -> None:
         ALLOW_RISKY,
         action="store_true",
         default=False,
-        help="also run the checks that can crash a module (marked risky: free-running concurrent calls) on tokens "
-        "that are not disposable. A module crash under such load has wiped a token's store here; the harness "
-        "checks the token after any crash, but back it up first",
+        help="also run the checks that can crash a module or cost PIN tries (marked risky: free-running concurrent "
+        "calls, logins racing from several processes) on tokens that are not disposable. A module crash under such "
+        "load has wiped a token's store here; the harness checks the token after any crash, but back it up first",
     )
     parser.addini(
         INI_VENDOR_DIRS,

@@ -4,7 +4,7 @@ here), token found, PIN verified. The pytest process keeps only the facts and th
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class VendorRuntime:
     provisioned: Provisioned
     executor: Executor
     at_start: Snapshot | None = None  # the token as this process found it (integrity.py)
+    siblings: list[Executor] = field(default_factory=list)  # further applications on the token, started on demand
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -65,8 +66,23 @@ class VendorRuntime:
             return "token integrity after the crash: present and intact (flags and objects as at start)"
         return "TOKEN NOT INTACT after the crash: " + "; ".join(changes)
 
+    def applications(self, n: int) -> list[Executor]:
+        """n applications (processes) on the token: this worker's executor and n-1 siblings, each started on first
+        use and kept for the run; ExecutorError if one does not come up."""
+        while len(self.siblings) < n - 1:
+            sibling = self.executor.sibling(f"app{len(self.siblings) + 1}", self.provisioned.sibling_env)
+            try:
+                sibling.ensure()
+            except BaseException:
+                sibling.close()
+                raise
+            self.siblings.append(sibling)
+        return [self.executor, *self.siblings[: n - 1]]
+
     def stop(self) -> None:
         try:
+            for sibling in self.siblings:
+                sibling.close()
             self.executor.close()
         finally:
             self.stage.close()

@@ -82,3 +82,25 @@ def test_failed_login_closes_session(vendor):
         pytest.skip(f"session handles are not issued in sequence ({lo}, then {hi}); cannot locate the session")
     leaked = [h for h in range(lo + 1, hi) if vendor.ground_truth.session_info(h) is not None]
     assert not leaked, f"the refused login left session handle(s) {leaked} open"
+
+
+APPLICATIONS = 2
+LOGIN_ROUNDS = 100
+
+
+@pytest.mark.check("login.concurrent_applications", layer="module", spec="PKCS#11 UG v2.40 §2.5, §2.6.5; v3.0 §5.6.8 C_Login")
+@pytest.mark.concurrency
+@pytest.mark.risky
+def test_concurrent_applications(applications, observe):
+    """UG §2.5: an application is one address space (a process), and login state is per application (§2.6.5). Two
+    processes logging in to one token at the same moment — a service's worker processes starting together — must
+    each get in every time: C_Login of one application does not depend on another's. Each process logs in and out
+    100 times and stops at its first error (a failed login may count toward a PIN lockout); records the error
+    classes seen."""
+    answers = applications(APPLICATIONS, LOGIN_ROUNDS)
+    errors = sorted({a["error"] for a in answers if a["error"]})
+    observe({"errors": errors})  # the error classes, not the rounds: the gate compares this run to run
+    failed = [f"process {i}: {a['error']} at round {a['done'] + 1} of {LOGIN_ROUNDS}"
+              for i, a in enumerate(answers) if a["error"]]
+    if failed:
+        pytest.fail("concurrent logins from separate processes failed: " + "; ".join(failed), pytrace=False)

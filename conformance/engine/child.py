@@ -381,6 +381,10 @@ def main() -> int:
             _emit({"event": "stress", **result})
             if result.get("restart"):
                 os._exit(3)  # stress threads are stuck: this process cannot be reused
+        elif cmd == "login_rounds" and child is not None:
+            from .applications import login_rounds
+
+            _emit({"event": "login_rounds", **login_rounds(child, msg)})
         elif cmd == "floor":
             _emit({"event": "floor", "round_trip_us": queue_floor(int(msg.get("n", 20000)))})
         elif cmd == "quit":

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .schedule import Schedule, StepResult, Trace
 
@@ -234,6 +234,13 @@ class Executor:
         if "capabilities_missing" not in self.facts:
             self.facts["capabilities_missing"] = self.ask("capabilities")["missing"]
         return self.facts["capabilities_missing"]
+
+    def sibling(self, name: str, env: Mapping[str, str]) -> Executor:
+        """Another process on the same module and token (another application), launched as this one is; `env`
+        overrides some of its environment. Not started yet."""
+        init = {**self._init, "env": {**self._init["env"], **env}}
+        return Executor(init, self.workdir.with_name(f"{self.workdir.name}-{name}"), self.limits,
+                        launcher=self.launcher, cwd=self.cwd)
 
     def ask(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
         """One request/answer with the child (snapshot, sweep); ExecutorError if it dies or stays silent (each of

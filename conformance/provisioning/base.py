@@ -41,6 +41,8 @@ class Provisioned:
     trace_log: str | None = None  # pkcs11-spy's call trace, when the module is wrapped by the spy
     created: bool = False
     notes: Mapping[str, str] = field(default_factory=dict)
+    # What differs for a further process on the token (another application; engine/applications.py).
+    sibling_env: Mapping[str, str] = field(default_factory=dict)
     ground_truth: str | None = None  # the library ctypes opens for ground truth (same instance as the binding's)
 
 
@@ -82,6 +84,7 @@ class Stage:
     tap: bool = False
     trace_log: str | None = None
     ground_truth: str | None = None
+    sibling_env: dict[str, str] = field(default_factory=dict)
     created: bool = False
     notes: dict[str, str] = field(default_factory=dict)
     daemons: list[Daemon] = field(default_factory=list)
@@ -136,6 +139,7 @@ class Stage:
             module=self.module, env=dict(self.env), token_label=self.token_label, token_uri=self.token_uri,
             workdir=str(self.workdir), cwd=self.cwd, launcher=self.launcher, tap=self.tap,
             trace_log=self.trace_log, created=self.created, notes=dict(self.notes), ground_truth=self.ground_truth,
+            sibling_env=dict(self.sibling_env),
         )
 
     def close(self) -> None:

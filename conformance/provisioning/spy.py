@@ -34,6 +34,9 @@ class PKCS11Spy:
         stage.env["PKCS11SPY"] = stage.module  # whatever is outermost so far (the module, or p11-kit-proxy)
         stage.env["PKCS11SPY_OUTPUT"] = str(log)  # default is stderr, which the executor's pipe would carry
         stage.trace_log = str(log)
+        # Another process on the token traces nowhere: its calls must not interleave with the worker's trace (the
+        # per-check slices), nor its C_Login leave the PIN in a file nobody cleans up.
+        stage.sibling_env["PKCS11SPY_OUTPUT"] = "/dev/null"
         # The raw log has the PINs of every C_Login (only the per-check slices are redacted): gone with the stage.
         stage.cleanups.append(lambda: log.unlink(missing_ok=True))
         stage.notes["spy"] = f"pkcs11-spy wraps {stage.module}"

@@ -1,0 +1,48 @@
+"""Several applications on one token: one loop per executor process, all started at the same wall-clock moment.
+
+PKCS#11 scopes sessions and login state to an application — a process (UG v2.40 §2.5, §2.6). A service with several
+worker processes (gunicorn, uwsgi, Celery) is several applications on one token, each opening its own session and
+logging in, often at the same moment (all workers start together). The executor child is one such application; the
+vendor's sibling executors (VendorRuntime.applications) are the others, in the same namespace and environment.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import pkcs11
+
+if TYPE_CHECKING:
+    from .child import Child
+
+MAX_WAIT_S = 5.0  # a start moment further away than this is a harness bug, not something to sleep through
+
+
+def login_rounds(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+    """From `start_at` (time.time()), `rounds` times: open a R/W session with the user PIN (C_OpenSession +
+    C_Login, as Token.open does), close it. Stops at the first error: on a real token every failed C_Login may
+    count toward a PIN lockout, so the loop never retries. The error's class only (modules may echo arguments)."""
+    rounds = int(msg["rounds"])
+    # This process is one application: its own earlier sessions (a fixture, a check's) would make it logged in
+    # already, and its login would then be refused as a second one (v3.0 §5.6.8) — not what is measured here.
+    child.live.reset()
+    child.close_everything()
+    delay = float(msg["start_at"]) - time.time()
+    if delay > 0:
+        time.sleep(min(delay, MAX_WAIT_S))
+    started = time.perf_counter()
+    for i in range(rounds):
+        try:
+            session = child.token.open(rw=True, user_pin=child.pin)
+        except pkcs11.exceptions.PKCS11Error as exc:
+            return _answer(i, started, error=type(exc).__name__)
+        try:
+            session.close()
+        except pkcs11.exceptions.PKCS11Error as exc:
+            return _answer(i, started, error=f"{type(exc).__name__} (closing)")
+    return _answer(rounds, started)
+
+
+def _answer(done: int, started: float, error: str | None = None) -> dict[str, Any]:
+    return {"done": done, "error": error, "duration_s": round(time.perf_counter() - started, 4)}
