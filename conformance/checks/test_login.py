@@ -85,7 +85,7 @@ def test_failed_login_closes_session(vendor):
 
 
 APPLICATIONS = 2
-LOGIN_ROUNDS = 100
+LOGIN_ROUNDS = 200
 
 
 @pytest.mark.check("login.concurrent_applications", layer="module", spec="PKCS#11 UG v2.40 §2.5, §2.6.5; v3.0 §5.6.8 C_Login")
@@ -95,7 +95,7 @@ def test_concurrent_applications(applications, observe):
     """UG §2.5: an application is one address space (a process), and login state is per application (§2.6.5). Two
     processes logging in to one token at the same moment — a service's worker processes starting together — must
     each get in every time: C_Login of one application does not depend on another's. Each process logs in and out
-    100 times and stops at its first error (a failed login may count toward a PIN lockout); records the error
+    200 times and stops at its first error (a failed login may count toward a PIN lockout); records the error
     classes seen."""
     answers = applications(APPLICATIONS, LOGIN_ROUNDS)
     errors = sorted({a["error"] for a in answers if a["error"]})
