@@ -152,20 +152,33 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
 
 
 APPLICATIONS_START_S = 0.5  # from now to the common start moment: time for every process to get the request
-APPLICATIONS_TIMEOUT_S = 60.0  # a login round takes milliseconds; past this the process is stuck
+APPLICATIONS_TIMEOUT_S = 60.0  # a login round or a step takes milliseconds; past this the process is stuck
 
 
-@pytest.fixture
-def applications(request: pytest.FixtureRequest, vendor: VendorRuntime) -> Callable[[int, int], list[dict[str, Any]]]:
-    """Several applications (processes) on the vendor's token, each logging in and out `rounds` times from one
-    common moment (engine/applications.py): what a service's worker processes do when they start together."""
-    meta = _meta(request)
+class Applications:
+    """Several applications (processes) on the vendor's token: application 0 is the worker's executor, the others
+    its siblings (VendorRuntime.applications). A module process that dies fails the check as crashed."""
 
-    def run(n: int, rounds: int) -> list[dict[str, Any]]:
+    def __init__(self, request: pytest.FixtureRequest, vendor: VendorRuntime) -> None:
+        self.vendor, self.meta = vendor, _meta(request)
+        self.used: set[int] = set()
+
+    def _executors(self, n: int) -> list[Executor]:
         try:
-            executors = vendor.applications(n)
+            return self.vendor.applications(n)
         except ExecutorError as exc:
-            pytest.fail(f"{vendor.profile.name}: a further process on the token did not come up ({exc})", pytrace=False)
+            pytest.fail(f"{self.vendor.profile.name}: a further process on the token did not come up ({exc})",
+                        pytrace=False)
+
+    def _crashed(self, which: str, exc: ExecutorError) -> None:
+        self.meta["status"] = "crashed"
+        self.meta["integrity"] = self.vendor.integrity_note()
+        pytest.fail(f"{which}: {exc}\n{self.meta['integrity']}", pytrace=False)
+
+    def login_rounds(self, n: int, rounds: int) -> list[dict[str, Any]]:
+        """n processes, each logging in and out `rounds` times from one common moment (engine/applications.py):
+        what a service's worker processes do when they start together."""
+        executors = self._executors(n)
         start_at = time.time() + APPLICATIONS_START_S
         with ThreadPoolExecutor(n) as pool:
             futures = [pool.submit(e.ask, "login_rounds", APPLICATIONS_TIMEOUT_S, rounds=rounds, start_at=start_at)
@@ -175,13 +188,35 @@ def applications(request: pytest.FixtureRequest, vendor: VendorRuntime) -> Calla
                 try:
                     answers.append(future.result())
                 except ExecutorError as exc:
-                    meta["status"] = "crashed"
-                    meta["integrity"] = vendor.integrity_note()
-                    pytest.fail(f"application {i} of {n}: {exc}\n{meta['integrity']}", pytrace=False)
-        meta["note"] = f"{n} processes x {rounds} rounds of Token.open(user_pin=...) + close, from one moment"
+                    self._crashed(f"application {i} of {n}", exc)
+        self.meta["note"] = f"{n} processes x {rounds} rounds of Token.open(user_pin=...) + close, from one moment"
         return answers
 
-    return run
+    def step(self, i: int, op: str) -> str:
+        """Application i does `op` (engine/applications.app_step: login, close, state); its outcome."""
+        executor = self._executors(i + 1)[i]
+        self.used.add(i)
+        try:
+            return str(executor.ask("app", APPLICATIONS_TIMEOUT_S, op=op)["outcome"])
+        except ExecutorError as exc:
+            self._crashed(f"application {i}, {op}", exc)
+            raise  # not reached: pytest.fail raises
+
+    def end(self) -> None:
+        """Every application that took steps closes its sessions (also after a failed check)."""
+        for i in sorted(self.used):
+            try:
+                self.vendor.applications(i + 1)[i].ask("app", APPLICATIONS_TIMEOUT_S, op="end")
+            except ExecutorError:
+                pass  # a dead process has no sessions left; the next check restarts it
+
+
+@pytest.fixture
+def applications(request: pytest.FixtureRequest, vendor: VendorRuntime) -> Iterator[Applications]:
+    """Several applications (processes) on the vendor's token; see Applications."""
+    apps = Applications(request, vendor)
+    yield apps
+    apps.end()
 
 
 def _fail_with(request: pytest.FixtureRequest, meta: dict[str, Any], vendor: VendorRuntime, failure: ScheduleFailed,

@@ -4,12 +4,17 @@ separate processes on the same token, their own login state, no call trace of th
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from conformance.checks.test_login import test_logout_is_per_application as logout_is_per_application
 from conformance.profile import load_profile
 from conformance.runtime import VendorRuntime, start
+
+from faults import build_shim, faulty_profile
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,3 +69,36 @@ def test_siblings_stop_with_the_vendor(runtime: VendorRuntime) -> None:
     pid = sibling.pids[-1]
     runtime.stop()
     assert not _alive(pid)
+
+
+class _Steps:
+    """What the check's `applications` fixture offers, straight on a VendorRuntime (no pytest item needed)."""
+
+    def __init__(self, runtime: VendorRuntime) -> None:
+        self.runtime = runtime
+
+    def step(self, i: int, op: str) -> str:
+        return str(self.runtime.applications(i + 1)[i].ask("app", 30, op=op)["outcome"])
+
+
+def test_logout_check_fails_where_login_state_is_token_wide(tmp_path: Path) -> None:
+    """login.logout_is_per_application can fail: behind the fault shim, every login of the second process is
+    refused as if it were a second login of the first (CKR_USER_ALREADY_LOGGED_IN), as on a module whose login
+    state is token-wide; the check names the refused login. The same SoftHSM without the fault passes it."""
+    module = load_profile(REPO / "vendors" / "softhsm.toml").module
+    if module is None or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("needs SoftHSM and a C compiler (apt-get install softhsm2 gcc)")
+    (tmp_path / "shim").mkdir()
+    shim = build_shim(tmp_path / "shim")
+    runtime = start(load_profile(faulty_profile(tmp_path / "faulty.toml", shim, module)), tmp_path / "run")
+    try:
+        logout_is_per_application(_Steps(runtime))  # sound: passes
+        for executor in runtime.applications(2):
+            executor.ask("app", 30, op="end")
+        # Only the sibling gets the fault (it is started now, with the provisioned sibling environment).
+        runtime.siblings.pop().close()
+        runtime.provisioned = replace(runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": "C_Login=rv:0x100"})
+        with pytest.raises(pytest.fail.Exception, match="process B's login gave UserAlreadyLoggedIn"):
+            logout_is_per_application(_Steps(runtime))
+    finally:
+        runtime.stop()

@@ -97,10 +97,28 @@ def test_concurrent_applications(applications, observe):
     each get in every time: C_Login of one application does not depend on another's. Each process logs in and out
     200 times and stops at its first error (a failed login may count toward a PIN lockout); records the error
     classes seen."""
-    answers = applications(APPLICATIONS, LOGIN_ROUNDS)
+    answers = applications.login_rounds(APPLICATIONS, LOGIN_ROUNDS)
     errors = sorted({a["error"] for a in answers if a["error"]})
     observe({"errors": errors})  # the error classes, not the rounds: the gate compares this run to run
     failed = [f"process {i}: {a['error']} at round {a['done'] + 1} of {LOGIN_ROUNDS}"
               for i, a in enumerate(answers) if a["error"]]
     if failed:
         pytest.fail("concurrent logins from separate processes failed: " + "; ".join(failed), pytrace=False)
+
+
+@pytest.mark.check("login.logout_is_per_application", layer="module", spec="PKCS#11 UG v2.40 §2.5, §2.6.5")
+@pytest.mark.concurrency
+def test_logout_is_per_application(applications):
+    """UG §2.6.5: "when an application's session logs out of a token, all of that application's sessions with
+    that token become logged out" — that application's, not another's. Process A logs in and keeps its session;
+    process B logs in too (its own first login, not a second one) and closes its session as python-pkcs11 does
+    (C_Logout, then C_CloseSession); A's session is still logged in. A service's worker shutting down must not log
+    out the workers still serving."""
+    steps = [(0, "login", "ok"), (1, "login", "ok"), (1, "close", "ok"), (0, "state", "RW_USER_FUNCTIONS")]
+    for app, op, expected in steps:
+        got = applications.step(app, op)
+        if got != expected:
+            who = "A" if app == 0 else "B"
+            pytest.fail(f"process {who}'s {op} gave {got}, expected {expected}"
+                        + (" — B's logout logged A out: login state is not per application" if op == "state" else ""),
+                        pytrace=False)

@@ -8,6 +8,7 @@ vendor's sibling executors (VendorRuntime.applications) are the others, in the s
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,7 @@ def login_rounds(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     C_Login, as Token.open does), close it. Stops at the first error: on a real token every failed C_Login may
     count toward a PIN lockout, so the loop never retries. The error's class only (modules may echo arguments)."""
     rounds = int(msg["rounds"])
-    # This process is one application: its own earlier sessions (a fixture, a check's) would make it logged in
-    # already, and its login would then be refused as a second one (v3.0 §5.6.8) — not what is measured here.
-    child.live.reset()
-    child.close_everything()
+    _fresh(child)
     delay = float(msg["start_at"]) - time.time()
     if delay > 0:
         time.sleep(min(delay, MAX_WAIT_S))
@@ -44,5 +42,45 @@ def login_rounds(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     return _answer(rounds, started)
 
 
+def _fresh(child: Child) -> None:
+    """This process is one application: its own earlier sessions (a fixture, a check's) would make it logged in
+    already, and its login would then be refused as a second one (v3.0 §5.6.8) — not what is measured. Dangling
+    iterators go first (their finalisers need their sessions), then every session of this process."""
+    gc.collect()
+    child.close_everything()
+
+
 def _answer(done: int, started: float, error: str | None = None) -> dict[str, Any]:
     return {"done": done, "error": error, "duration_s": round(time.perf_counter() - started, 4)}
+
+
+def app_step(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+    """One step of this process as an application of its own, for checks that interleave applications: `login`
+    opens a R/W session with the user PIN and keeps it; `close` closes it as python-pkcs11 does (C_Logout, then
+    C_CloseSession); `state` is its state per C_GetSessionInfo (ground truth); `end` closes every session of this
+    process. The outcome is a word or an exception class, never a message."""
+    op = msg["op"]
+    if op == "login":
+        _fresh(child)
+        try:
+            child.app_session = child.token.open(rw=True, user_pin=child.pin)
+        except pkcs11.exceptions.PKCS11Error as exc:
+            return {"outcome": type(exc).__name__}
+        return {"outcome": "ok"}
+    if op == "end":
+        child.close_everything()
+        return {"outcome": "ok"}
+    session = child.app_session
+    if session is None:
+        return {"outcome": "no session (log in first)"}
+    if op == "close":
+        child.app_session = None
+        try:
+            session.close()
+        except pkcs11.exceptions.PKCS11Error as exc:
+            return {"outcome": type(exc).__name__}
+        return {"outcome": "ok"}
+    if op == "state":
+        info = child.ground_truth.session_info(session.handle)
+        return {"outcome": "closed" if info is None else info.state.name}
+    return {"outcome": f"unknown op {op!r}"}

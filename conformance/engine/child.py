@@ -63,6 +63,7 @@ class Child:
         self.world_ref: list[World] = [self._new_world()]
         self.actors: list[Actor] = []
         self.fixture: Any = None
+        self.app_session: Any = None  # this process's own logged-in session, for checks across applications
         self.ignored: list[tuple[str, str]] = []  # (thread name, exception class) from sys.unraisablehook
         sys.unraisablehook = self._unraisable
 
@@ -94,6 +95,7 @@ class Child:
         """C_CloseAllSessions, fixture included (after free-running stress, where handles are not tracked)."""
         self.ground_truth.close_all_sessions(self.token.slot.slot_id)
         self.fixture = None
+        self.app_session = None
 
     def prepare(self, family: Any) -> None:
         """The family's starting state: the fixture session there or not, the application logged in or not.
@@ -381,10 +383,10 @@ def main() -> int:
             _emit({"event": "stress", **result})
             if result.get("restart"):
                 os._exit(3)  # stress threads are stuck: this process cannot be reused
-        elif cmd == "login_rounds" and child is not None:
-            from .applications import login_rounds
+        elif cmd in ("login_rounds", "app") and child is not None:
+            from .applications import app_step, login_rounds
 
-            _emit({"event": "login_rounds", **login_rounds(child, msg)})
+            _emit({"event": cmd, **(login_rounds if cmd == "login_rounds" else app_step)(child, msg)})
         elif cmd == "floor":
             _emit({"event": "floor", "round_trip_us": queue_floor(int(msg.get("n", 20000)))})
         elif cmd == "quit":
