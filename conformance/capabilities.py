@@ -38,6 +38,9 @@ STEP_NEEDS: dict[str, tuple[str, ...]] = {
     "use:attribute": ("aes_keygen",),
     "use_partial": ("aes_keygen", "aes_cbc_pad"),
 }
+# A one-shot use that shows a session works, best first: a digest goes through python-pkcs11's operation lock
+# (what sharing a session is about); C_GenerateRandom needs no mechanism, so every token has one of the two.
+ONE_SHOT_USES = ("digest", "random")
 # Stress calls -> the capabilities they need.
 CALL_NEEDS: dict[str, tuple[str, ...]] = {"keygen": ("aes_keygen",), "attribute": ("aes_keygen",),
                                           "digest": ("sha256_digest",), "random": ()}
@@ -103,6 +106,13 @@ def require(vendor: Any, *caps: str) -> None:
     for cap in caps:
         if cap in missing:
             pytest.skip(f"token lacks {CAPABILITIES[cap]}: {missing[cap]}")
+
+
+def one_shot_use(vendor: Any) -> str:
+    """The first of ONE_SHOT_USES the token supports."""
+    missing = missing_of(vendor)
+    return next((use for use in ONE_SHOT_USES if not any(cap in missing for cap in STEP_NEEDS.get(f"use:{use}", ()))),
+                ONE_SHOT_USES[-1])
 
 
 def unsupported_steps(missing: Mapping[str, str]) -> frozenset[str]:

@@ -6,7 +6,7 @@ import fnmatch
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import pytest
 
@@ -16,7 +16,7 @@ from .pins import redact
 from .plugin import STATE
 from .records import check_properties
 from .runtime import VendorRuntime, VendorUnavailable, start
-from .capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, require, unsupported_steps
+from .capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, one_shot_use, require, unsupported_steps
 from .engine.executor import Executor, ExecutorError, Limits
 from .engine.strategies import step_key
 from .engine.families import FAMILIES
@@ -110,7 +110,8 @@ def executor(request: pytest.FixtureRequest, vendor: VendorRuntime, tmp_path_fac
 # The provider stress uses only calls python-pkcs11 serialises with the session's lock: unserialised concurrent
 # calls (random, key generation, attribute reads) crash or hang SoftHSM initialised without locking — the
 # binding's finding (binding.concurrent_calls_survive), not the provider's.
-STRESS = {"threads": 4, "iterations": 150, "switch_interval": 1e-6, "uses": ["digest", "search"]}
+ONE_SHOT = "one-shot"  # in STRESS uses: the token's own one-shot use (capabilities.one_shot_use)
+STRESS = {"threads": 4, "iterations": 150, "switch_interval": 1e-6, "uses": [ONE_SHOT, "search"]}
 STRESS_ROUNDS = 3
 STRESS_TIMEOUT_S = 15.0  # a round takes well under a second; past this it is hung
 
@@ -126,6 +127,8 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
             if not usable:
                 require(vendor, *{cap for c in params["calls"] for cap in CALL_NEEDS[c]})
             params = {**params, "calls": usable}
+        if "uses" in params:
+            params = {**params, "uses": [one_shot_use(vendor) if u == ONE_SHOT else u for u in params["uses"]]}
         for use in params.get("uses", ()):
             require(vendor, *STEP_NEEDS.get(f"use:{use}", ()))
         result: dict[str, Any] = {}
@@ -170,7 +173,7 @@ class Applications:
             pytest.fail(f"{self.vendor.profile.name}: a further process on the token did not come up ({exc})",
                         pytrace=False)
 
-    def _crashed(self, which: str, exc: ExecutorError) -> None:
+    def _crashed(self, which: str, exc: ExecutorError) -> NoReturn:
         self.meta["status"] = "crashed"
         self.meta["integrity"] = self.vendor.integrity_note()
         pytest.fail(f"{which}: {exc}\n{self.meta['integrity']}", pytrace=False)
@@ -200,7 +203,6 @@ class Applications:
             return str(executor.ask("app", APPLICATIONS_TIMEOUT_S, op=op)["outcome"])
         except ExecutorError as exc:
             self._crashed(f"application {i}, {op}", exc)
-            raise  # not reached: pytest.fail raises
 
     def end(self) -> None:
         """Every application that took steps closes its sessions (also after a failed check)."""
@@ -263,6 +265,12 @@ def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Ex
         return found
 
     return run
+
+
+@pytest.fixture
+def one_shot(vendor: VendorRuntime) -> str:
+    """A one-shot use of a session the token supports (capabilities.ONE_SHOT_USES): `digest`, else `random`."""
+    return one_shot_use(vendor)
 
 
 @pytest.fixture

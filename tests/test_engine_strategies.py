@@ -252,3 +252,18 @@ def test_family_regression_examples_run_first_where_they_can():
     operations = FAMILIES["operations"]
     assert regressions(operations, ModelParams(unsupported_steps=frozenset({"encrypt_gen"}))) == []
     assert any(s.expect_block for s in regressions(operations, ModelParams())[0].steps)
+
+
+@pytest.mark.parametrize(("missing", "use"), [({}, "digest"), ({"sha256_digest": "not listed"}, "random"),
+                                              ({"sha256_digest": "x", "aes_keygen": "y"}, "random")])
+def test_one_shot_use_is_what_the_token_can_do(missing, use):
+    """Checks that only need a use of a session take the token's own (a digest, else C_GenerateRandom), and the
+    scenario step they make is never one the token's menu leaves out."""
+    from conformance.capabilities import one_shot_use, unsupported_steps
+
+    class FakeVendor:  # the facts a VendorRuntime carries, nothing else
+        facts = {"capabilities_missing": missing}
+
+    chosen = one_shot_use(FakeVendor())
+    assert chosen == use
+    assert f"use:{chosen}" not in unsupported_steps(missing)

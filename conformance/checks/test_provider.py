@@ -20,12 +20,13 @@ def step(actor: int, op: str, **args) -> Step:
 
 
 @pytest.mark.check("provider.threads_share_one_session", layer="provider", spec=DOCS)
-def test_threads_share_one_session(play):
+def test_threads_share_one_session(play, one_shot):
     """Docs: "it can be advantageous to use a single session across multiple threads" — every thread that acquires
-    gets the same session, opened once, and each can use it."""
+    gets the same session, opened once, and each can use it (a SHA-256 digest; C_GenerateRandom where the token
+    has no SHA-256)."""
     play("provider",
          *(step(a, "acquire") for a in range(THREADS)),
-         *(step(a, "use", what="digest") for a in range(THREADS)),
+         *(step(a, "use", what=one_shot) for a in range(THREADS)),
          *(step(a, "release") for a in range(THREADS)))
 
 
@@ -37,18 +38,18 @@ def test_closes_on_last_release(play):
 
 
 @pytest.mark.check("provider.stays_open_while_held", layer="provider", spec=DOCS)
-def test_stays_open_while_held(play):
+def test_stays_open_while_held(play, one_shot):
     """A release by one thread does not close the session another thread still holds: its operations work."""
     play("provider", step(0, "acquire"), step(1, "acquire"), step(1, "release"),
-         step(0, "use", what="digest"), step(0, "use", what="search"), step(0, "release"))
+         step(0, "use", what=one_shot), step(0, "use", what="search"), step(0, "release"))
 
 
 @pytest.mark.check("provider.nested_acquire", layer="provider", spec=DOCS)
-def test_nested_acquire(play):
+def test_nested_acquire(play, one_shot):
     """The provider is reentrant: an acquire inside an acquire gives the same session, still open after the inner
     release, closed after the outer one."""
     play("provider", step(0, "acquire"), step(0, "acquire"), step(0, "release"),
-         step(0, "use", what="digest"), step(0, "release"))
+         step(0, "use", what=one_shot), step(0, "release"))
 
 
 @pytest.mark.check("provider.reopens_after_release", layer="provider", spec=DOCS)
@@ -59,11 +60,11 @@ def test_reopens_after_release(play):
 
 
 @pytest.mark.check("provider.open_failure_recovers", layer="provider", spec=f"{DOCS}; --sut contract")
-def test_open_failure_recovers(play):
+def test_open_failure_recovers(play, one_shot):
     """When opening the session fails (the harness makes open_session fail, as a token gone would), acquire raises,
     and no phantom holder is left: the next acquire opens a session and its release closes it."""
     play("provider", step(0, "fail_next_open"), step(0, "acquire"), step(0, "acquire"),
-         step(0, "use", what="digest"), step(0, "release"))
+         step(0, "use", what=one_shot), step(0, "release"))
 
 
 @pytest.mark.check("provider.acquire_while_app_logged_in", layer="provider", spec=f"PKCS#11 v3.0 §5.6.8; {DOCS}")
