@@ -160,7 +160,8 @@ APPLICATIONS_TIMEOUT_S = 60.0  # a login round or a step takes milliseconds; pas
 
 class Applications:
     """Several applications (processes) on the vendor's token: application 0 is the worker's executor, the others
-    its siblings (VendorRuntime.applications). A module process that dies fails the check as crashed."""
+    its siblings (VendorRuntime.applications). A module process that dies or stalls makes the check crashed or
+    hung."""
 
     def __init__(self, request: pytest.FixtureRequest, vendor: VendorRuntime) -> None:
         self.vendor, self.meta = vendor, _meta(request)
@@ -174,7 +175,7 @@ class Applications:
                         pytrace=False)
 
     def _crashed(self, which: str, exc: ExecutorError) -> NoReturn:
-        self.meta["status"] = "crashed"
+        self.meta["status"] = exc.status
         self.meta["integrity"] = self.vendor.integrity_note()
         pytest.fail(f"{which}: {exc}\n{self.meta['integrity']}", pytrace=False)
 

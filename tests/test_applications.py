@@ -12,6 +12,7 @@ import pytest
 
 from conformance.checks.test_login import test_logout_is_per_application as logout_is_per_application
 from conformance.profile import load_profile
+from conformance.engine.executor import ExecutorError
 from conformance.runtime import VendorRuntime, start
 
 from faults import build_shim, faulty_profile
@@ -100,5 +101,26 @@ def test_logout_check_fails_where_login_state_is_token_wide(tmp_path: Path) -> N
         runtime.provisioned = replace(runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": "C_Login=rv:0x100"})
         with pytest.raises(pytest.fail.Exception, match="process B's login gave UserAlreadyLoggedIn"):
             logout_is_per_application(_Steps(runtime))
+    finally:
+        runtime.stop()
+
+
+@pytest.mark.parametrize(("fault", "status"), [("segv", "crashed"), ("hang", "hung")])
+def test_a_sibling_that_dies_or_stalls_is_told_apart(tmp_path: Path, fault: str, status: str) -> None:
+    """A further process whose module segfaults in C_Login is `crashed`, one stuck in it is `hung` (the
+    `applications` fixture records that status); the worker's own executor is untouched."""
+    module = load_profile(REPO / "vendors" / "softhsm.toml").module
+    if module is None or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("needs SoftHSM and a C compiler (apt-get install softhsm2 gcc)")
+    (tmp_path / "shim").mkdir()
+    shim = build_shim(tmp_path / "shim")
+    runtime = start(load_profile(faulty_profile(tmp_path / "faulty.toml", shim, module)), tmp_path / "run")
+    try:
+        runtime.provisioned = replace(runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": f"C_Login={fault}"})
+        sibling = runtime.applications(2)[1]
+        with pytest.raises(ExecutorError) as caught:
+            sibling.ask("login_rounds", 2, rounds=1, start_at=0)
+        assert caught.value.status == status
+        assert runtime.executor.ask("login_rounds", 30, rounds=1, start_at=0)["error"] is None
     finally:
         runtime.stop()

@@ -25,7 +25,9 @@ _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
 
 class ExecutorError(RuntimeError):
-    """The child could not be started or initialised; the message says why."""
+    """The child could not be started or initialised, or died or stalled answering; the message says why."""
+
+    status = "crashed"  # or "hung": the child stopped answering without dying
 
 
 class StartFailed(ExecutorError):
@@ -252,7 +254,9 @@ class Executor:
         if msg is None or msg.get("event") != cmd:
             cause = self._death()
             self._kill()
-            raise ExecutorError(f"the module process died or stalled during {cmd} ({cause})")
+            error = ExecutorError(f"the module process died or stalled during {cmd} ({cause})")
+            error.status = "hung" if cause == "unresponsive" else "crashed"
+            raise error
         msg.pop("event")
         return msg
 
