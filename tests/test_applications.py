@@ -72,6 +72,19 @@ def test_siblings_stop_with_the_vendor(runtime: VendorRuntime) -> None:
     assert not _alive(pid)
 
 
+@pytest.fixture
+def shim_runtime(tmp_path: Path) -> VendorRuntime:
+    """SoftHSM behind the fault shim (tests/native/faultshim.c), no fault armed: tests arm one for the siblings."""
+    module = load_profile(REPO / "vendors" / "softhsm.toml").module
+    if module is None or not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("needs SoftHSM and a C compiler (apt-get install softhsm2 gcc)")
+    (tmp_path / "shim").mkdir()
+    shim = build_shim(tmp_path / "shim")
+    vendor = start(load_profile(faulty_profile(tmp_path / "faulty.toml", shim, module)), tmp_path / "run")
+    yield vendor
+    vendor.stop()
+
+
 class _Steps:
     """What the check's `applications` fixture offers, straight on a VendorRuntime (no pytest item needed)."""
 
@@ -82,45 +95,27 @@ class _Steps:
         return str(self.runtime.applications(i + 1)[i].ask("app", 30, op=op)["outcome"])
 
 
-def test_logout_check_fails_where_login_state_is_token_wide(tmp_path: Path) -> None:
+def test_logout_check_fails_where_login_state_is_token_wide(shim_runtime: VendorRuntime) -> None:
     """login.logout_is_per_application can fail: behind the fault shim, every login of the second process is
     refused as if it were a second login of the first (CKR_USER_ALREADY_LOGGED_IN), as on a module whose login
     state is token-wide; the check names the refused login. The same SoftHSM without the fault passes it."""
-    module = load_profile(REPO / "vendors" / "softhsm.toml").module
-    if module is None or not (shutil.which("cc") or shutil.which("gcc")):
-        pytest.skip("needs SoftHSM and a C compiler (apt-get install softhsm2 gcc)")
-    (tmp_path / "shim").mkdir()
-    shim = build_shim(tmp_path / "shim")
-    runtime = start(load_profile(faulty_profile(tmp_path / "faulty.toml", shim, module)), tmp_path / "run")
-    try:
-        logout_is_per_application(_Steps(runtime))  # sound: passes
-        for executor in runtime.applications(2):
-            executor.ask("app", 30, op="end")
-        # Only the sibling gets the fault (it is started now, with the provisioned sibling environment).
-        runtime.siblings.pop().close()
-        runtime.provisioned = replace(runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": "C_Login=rv:0x100"})
-        with pytest.raises(pytest.fail.Exception, match="process B's login gave UserAlreadyLoggedIn"):
-            logout_is_per_application(_Steps(runtime))
-    finally:
-        runtime.stop()
+    logout_is_per_application(_Steps(shim_runtime))  # sound: passes
+    for executor in shim_runtime.applications(2):
+        executor.ask("app", 30, op="end")
+    # Only the sibling gets the fault (it is started now, with the provisioned sibling environment).
+    shim_runtime.siblings.pop().close()
+    shim_runtime.provisioned = replace(shim_runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": "C_Login=rv:0x100"})
+    with pytest.raises(pytest.fail.Exception, match="process B's login gave UserAlreadyLoggedIn"):
+        logout_is_per_application(_Steps(shim_runtime))
 
 
 @pytest.mark.parametrize(("fault", "status"), [("segv", "crashed"), ("hang", "hung")])
-def test_a_sibling_that_dies_or_stalls_is_told_apart(tmp_path: Path, fault: str, status: str) -> None:
+def test_a_sibling_that_dies_or_stalls_is_told_apart(shim_runtime: VendorRuntime, fault: str, status: str) -> None:
     """A further process whose module segfaults in C_Login is `crashed`, one stuck in it is `hung` (the
     `applications` fixture records that status); the worker's own executor is untouched."""
-    module = load_profile(REPO / "vendors" / "softhsm.toml").module
-    if module is None or not (shutil.which("cc") or shutil.which("gcc")):
-        pytest.skip("needs SoftHSM and a C compiler (apt-get install softhsm2 gcc)")
-    (tmp_path / "shim").mkdir()
-    shim = build_shim(tmp_path / "shim")
-    runtime = start(load_profile(faulty_profile(tmp_path / "faulty.toml", shim, module)), tmp_path / "run")
-    try:
-        runtime.provisioned = replace(runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": f"C_Login={fault}"})
-        sibling = runtime.applications(2)[1]
-        with pytest.raises(ExecutorError) as caught:
-            sibling.ask("login_rounds", 2, rounds=1, start_at=0)
-        assert caught.value.status == status
-        assert runtime.executor.ask("login_rounds", 30, rounds=1, start_at=0)["error"] is None
-    finally:
-        runtime.stop()
+    shim_runtime.provisioned = replace(shim_runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": f"C_Login={fault}"})
+    sibling = shim_runtime.applications(2)[1]
+    with pytest.raises(ExecutorError) as caught:
+        sibling.ask("login_rounds", 2, rounds=1, start_at=0)
+    assert caught.value.status == status
+    assert shim_runtime.executor.ask("login_rounds", 30, rounds=1, start_at=0)["error"] is None
