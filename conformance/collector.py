@@ -62,7 +62,10 @@ class ResultsCollector:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # Runs on failures and on Ctrl-C too: what was collected so far is always written.
-        doc = self.writer.flush(exit_status=int(session.exitstatus))
+        # -x / --maxfail end a run with exit status 1 before every check ran (pytest's shouldfail; xdist sets it
+        # on the controller's session too).
+        stopped_early = bool(session.shouldfail or session.shouldstop)
+        doc = self.writer.flush(exit_status=int(session.exitstatus), stopped_early=stopped_early)
         if self.baseline is not None:
             self._gate(session, doc)
         from .report_html import write_report

@@ -21,7 +21,7 @@ from .records import Record
 WRITE_INTERVAL_S = 0.5
 # pytest exit statuses of a run that ran everything it collected (passed, checks failed, nothing collected):
 # only such a run gets `finished`, and only such a run can be gated. Interrupted (2), internal error (3), usage
-# error (4) and a killed run leave `finished` null.
+# error (4), a run stopped by -x / --maxfail (exit 1, but not everything ran) and a killed run leave it null.
 COMPLETE_EXITS = (0, 1, 5)
 
 
@@ -125,16 +125,17 @@ class ResultsWriter:
         if self._dirty:
             self.flush()
 
-    def document(self, exit_status: int | None = None) -> Results:
+    def document(self, exit_status: int | None = None, stopped_early: bool = False) -> Results:
         run = self.run
         if exit_status is not None:
-            finished = _now() if exit_status in COMPLETE_EXITS else None
+            finished = _now() if exit_status in COMPLETE_EXITS and not stopped_early else None
             run = RunInfo.from_dict({**run.to_dict(), "finished": finished, "exit_status": exit_status})
         return Results(run, self.vendors, tuple(self.records))
 
-    def flush(self, exit_status: int | None = None) -> Results:
-        """Write the file; with the run's exit status, the last time (stamps `finished` if the run was complete)."""
-        doc = self.document(exit_status)
+    def flush(self, exit_status: int | None = None, stopped_early: bool = False) -> Results:
+        """Write the file; with the run's exit status, the last time (stamps `finished` if the run was complete:
+        a complete exit status, and not stopped early by -x / --maxfail)."""
+        doc = self.document(exit_status, stopped_early)
         write_atomic(self.path, json.dumps(doc.to_dict(), indent=1, sort_keys=False) + "\n")
         self._last_write = time.monotonic()
         self._dirty = False

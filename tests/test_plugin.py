@@ -248,3 +248,18 @@ def test_token_directories_live_under_basetemp(name, inner_run):
         tokendir = Path(re.search(r"^directories\.tokendir = (.+)$", conf.read_text(), re.M).group(1))
         assert tokendir.is_relative_to(run.basetemp), tokendir
         assert not tokendir.exists(), f"{tokendir} was left behind"
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")])
+def test_run_stopped_by_maxfail_is_not_finished(pytester, run_inner, softhsm_profile, load_json, workers):
+    """-x ends the run before every check ran — with exit status 1 (checks failed) in one process, as interrupted
+    (2) under pytest-xdist: either way the results file is not stamped `finished`, so the gate refuses it and the
+    report says it stopped early."""
+    pytester.makepyfile(test_fake_checks=FAKE_CHECKS)
+    out = pytester.path / "out" / "results.json"
+    result = run_inner(f"--vendor-file={softhsm_profile}", f"--conformance-json={out}",
+                       f"--conformance-html={out.with_name('report.html')}", "-x", *workers)
+    expected = pytest.ExitCode.INTERRUPTED if workers else pytest.ExitCode.TESTS_FAILED
+    assert result.ret == expected, "\n".join(result.outlines)
+    doc = load_json(out)
+    assert doc["run"]["finished"] is None and doc["run"]["exit_status"] == expected
