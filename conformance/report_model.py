@@ -18,10 +18,9 @@ from urllib.parse import quote
 
 from .engine.schedule import Schedule
 from .records import OUTCOMES, Record
+from .report_verdicts import FINDINGS, page_headline, unfinished_prefix, verdict
 from .results import Results
 
-# Outcomes that are findings: something behaved other than the spec, docs or a declaration say.
-FINDINGS = ("failed", "crashed", "hung", "error")
 DEFAULT_SUT = "conformance.refsession:reference_session"
 OBSERVED_CHARS = 48  # a cell shows this much of the observed value; the detail shows all of it
 NOTE_CHARS = 72
@@ -168,7 +167,7 @@ def build(docs: Iterable[Results], sources: Sequence[str | None] | None = None, 
                     for name, rows in sorted(areas.items())),
         checks=len(checks),
         findings=findings,
-        headline=_headline(columns, len(checks), findings),
+        headline=page_headline(columns, len(checks), findings),
         generated_from=tuple(s for s in sources if s),
     )
 
@@ -207,8 +206,8 @@ def _column(key: str, doc: Results, source: str | None, vendor: str, label: str,
     counts = tuple((o, tally[o]) for o in (*OUTCOMES, *sorted(set(tally) - set(OUTCOMES))) if tally[o])
     findings = sum(tally[o] for o in FINDINGS)
     deviations = sum(1 for r in records if r.deviations)
-    verdict, verdict_class = _verdict(tally, len(records), findings, deviations, _unfinished(doc.run.exit_status)
-                                      if not doc.run.complete else "")
+    prefix = "" if doc.run.complete else unfinished_prefix(doc.run.exit_status)
+    verdict_text, verdict_class = verdict(tally, len(records), findings, deviations, prefix)
     mechanisms = info.get("mechanisms")
     return Column(
         key=key, vendor=vendor, label=label, run_id=str(doc.run.id or ""), started=str(doc.run.started or ""),
@@ -219,48 +218,8 @@ def _column(key: str, doc: Results, source: str | None, vendor: str, label: str,
         module=str(info.get("module") or ""), library=_mapping(info.get("library")), token=_mapping(info.get("token")),
         mechanisms=mechanisms if isinstance(mechanisms, int) else None,
         counts=counts, total=len(records), findings=findings, deviations=deviations,
-        verdict=verdict, verdict_class=verdict_class,
+        verdict=verdict_text, verdict_class=verdict_class,
     )
-
-
-def _unfinished(exit_status: int | None) -> str:
-    """Why a run has no `finished` stamp, as the verdict's prefix."""
-    if exit_status is None:
-        return "run incomplete (killed, or still running): "
-    if exit_status == 2:
-        return "run interrupted: "
-    return f"run stopped early (exit status {exit_status}): "
-
-
-def _verdict(tally: Counter[str], total: int, findings: int, deviations: int, unfinished: str) -> tuple[str, str]:
-    """One line a reader takes in at a glance, and its colour class; `unfinished` prefixes a run that did not end."""
-    prefix = unfinished
-    if total == 0:
-        return f"{prefix}no results", "warn"
-    if findings:
-        what = ", ".join(f"{tally[o]} {o}" for o in FINDINGS if tally[o])
-        return f"{prefix}{findings} finding{_s(findings)} ({what})", "bad"
-    notes = []
-    if deviations:
-        notes.append(f"{deviations} declared deviation{_s(deviations)}")
-    if tally["skipped"]:
-        notes.append(f"{tally['skipped']} skipped (not counted as passes)")
-    if tally["xpassed"]:
-        stale = tally["xpassed"]
-        return (f"{prefix}no findings, but {stale} declared deviation{_s(stale)} no longer happen{'s' if stale == 1 else ''}"
-                " — update the declaration", "warn")
-    text = f"{prefix}no findings in {total} check{_s(total)}" + (f" ({'; '.join(notes)})" if notes else "")
-    return text, "warn" if unfinished else "good"
-
-
-def _headline(columns: Sequence[Column], checks: int, findings: int) -> str:
-    runs = len({c.run_id for c in columns})
-    where = f"{len(columns)} column{_s(len(columns))} from {runs} run{_s(runs)}"
-    if not findings:
-        return f"{checks} checks · {where} · no findings"
-    bad = [c.label for c in columns if c.findings]
-    who = bad[0] if len(bad) == 1 else f"in {len(bad)} columns"
-    return f"{checks} checks · {where} · {findings} finding{_s(findings)} ({who})"
 
 
 def _cell(column: Column, record: Record, page_dir: str | None = None) -> Cell:
@@ -400,7 +359,3 @@ def _slug(text: str) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _s(n: int) -> str:
-    return "" if n == 1 else "s"

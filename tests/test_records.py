@@ -122,31 +122,20 @@ def test_writer_file_is_valid_at_every_flush(tmp_path, monkeypatch):
         assert loaded.run.finished is None
 
 
-def test_writer_final_flush_marks_finished(tmp_path):
-    """The last flush of a complete run (exit status 1: checks failed) writes every record and stamps
-    run.finished and run.exit_status."""
+@pytest.mark.parametrize(("exit_status", "finished"), [(1, True), (2, False)])
+def test_writer_final_flush_stamps_finished_only_for_a_complete_run(tmp_path, exit_status, finished):
+    """The last flush writes every record and run.exit_status; it stamps run.finished for a complete run (exit
+    status 1: checks failed) and not for an interrupted one (2), which the report and the gate must not take for
+    complete."""
     path = tmp_path / "results.json"
     writer = ResultsWriter(path, make_run(), {})
     for record in sample_records(3):
         writer.add(record)
-    writer.flush(exit_status=1)
+    writer.flush(exit_status=exit_status)
     loaded = load_results(path)
     assert loaded.results == tuple(sample_records(3))
-    assert loaded.run.finished is not None and loaded.run.exit_status == 1
+    assert (loaded.run.finished is not None) is finished and loaded.run.exit_status == exit_status
     assert loaded.run.id == "fake-run"
-
-
-def test_writer_final_flush_of_an_interrupted_run_is_not_finished(tmp_path):
-    """An interrupted run (exit status 2) keeps every record but is not `finished`: the report and the gate must
-    not take it for a complete run."""
-    path = tmp_path / "results.json"
-    writer = ResultsWriter(path, make_run(), {})
-    for record in sample_records(2):
-        writer.add(record)
-    writer.flush(exit_status=2)
-    loaded = load_results(path)
-    assert loaded.results == tuple(sample_records(2))
-    assert loaded.run.finished is None and loaded.run.exit_status == 2
 
 
 def test_writer_holds_records_until_the_next_flush(tmp_path, monkeypatch):

@@ -92,6 +92,24 @@ def test_iterator_collected_by_other_thread(vendor, limits):
         assert after.result(timeout=0) == OBJECTS
 
 
+def _after_close_and_reopen(vendor, observe, prepare, call, what: str, how: str) -> None:
+    """Open a session, `prepare` something on it, close it, open the next one (which the module may give the closed
+    one's handle), then `call` with what was prepared: it must fail with SessionClosed / SessionHandleInvalid.
+    Records whether the handle was reused; the failure says `how` the call reached the new session if it was."""
+    first = vendor.open_session(login=False)
+    prepared = prepare(first)
+    first.close()
+    second = vendor.open_session(login=False)
+    reused = second.handle == first.handle
+    observe({"handle_reused": reused})
+    try:
+        outcome = outcome_of(lambda: call(first, prepared))
+    except StopIteration:
+        outcome = "ok:stop"
+    assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
+        f"{what} gave {outcome}" + (f" — {how}, which got the closed one's handle" if reused else ""))
+
+
 @pytest.mark.check("release.iterator_of_closed_session", layer="binding", spec="PKCS#11 v3.0 §5.6.2 C_CloseSession, §5.1.2 CKR_SESSION_HANDLE_INVALID")
 def test_iterator_of_closed_session(vendor, observe):
     """v3.0 §5.6.2: once closed, a session's handle no longer names it — a module may hand it to the next session.
@@ -99,19 +117,10 @@ def test_iterator_of_closed_session(vendor, observe):
     not search the session that got the same handle. Records whether the module reused the handle."""
     owner = vendor.open_session()  # holds the objects and the login while the others come and go
     make_data_objects(owner, OBJECTS)
-    first = vendor.open_session(login=False)
-    handle = first.handle
-    it = first.get_objects(DATA)  # C_FindObjectsInit runs at the first next()
-    first.close()
-    second = vendor.open_session(login=False)
-    observe({"handle_reused": second.handle == handle})
-    try:
-        outcome = outcome_of(lambda: next(it))
-    except StopIteration:
-        outcome = "ok:stop"
-    assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
-        f"the iterator of a closed session gave {outcome}" + (" — on the new session, which got the closed one's "
-                                                               "handle" if second.handle == handle else ""))
+    _after_close_and_reopen(vendor, observe,
+                            lambda first: first.get_objects(DATA),  # C_FindObjectsInit runs at the first next()
+                            lambda first, it: next(it),
+                            "the iterator of a closed session", "on the new session")
 
 
 @pytest.mark.check("release.started_iterator_of_closed_session", layer="binding", spec="PKCS#11 v3.0 §5.6.2 C_CloseSession, §5.1.2 CKR_SESSION_HANDLE_INVALID")
@@ -121,20 +130,14 @@ def test_started_iterator_of_closed_session(vendor, observe):
     objects read through the session that got the same handle. Records whether the module reused the handle."""
     owner = vendor.open_session()
     make_data_objects(owner, OBJECTS)
-    first = vendor.open_session(login=False)
-    handle = first.handle
-    it = first.get_objects(DATA)
-    next(it)
-    first.close()
-    second = vendor.open_session(login=False)
-    observe({"handle_reused": second.handle == handle})
-    try:
-        outcome = outcome_of(lambda: next(it))
-    except StopIteration:
-        outcome = "ok:stop"
-    assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
-        f"the started iterator of a closed session gave {outcome}" + (
-            " — through the new session, which got the closed one's handle" if second.handle == handle else ""))
+
+    def started(first):
+        it = first.get_objects(DATA)
+        next(it)
+        return it
+
+    _after_close_and_reopen(vendor, observe, started, lambda first, it: next(it),
+                            "the started iterator of a closed session", "through the new session")
 
 
 @pytest.mark.check("release.call_on_closed_session", layer="binding", spec="PKCS#11 v3.0 §5.6.2 C_CloseSession, §5.1.2 CKR_SESSION_HANDLE_INVALID")
@@ -142,12 +145,5 @@ def test_call_on_closed_session(vendor, observe):
     """v3.0 §5.1.2: a call with the handle of a closed session fails (SessionClosed / SessionHandleInvalid). A
     service that keeps a Session object past its close must get that error — not have the call run on whichever
     session got the same handle (another thread's, perhaps). Records whether the module reused the handle."""
-    first = vendor.open_session(login=False)
-    handle = first.handle
-    first.close()
-    second = vendor.open_session(login=False)
-    observe({"handle_reused": second.handle == handle})
-    outcome = outcome_of(lambda: first.generate_random(128))
-    assert outcome in ("SessionClosed", "SessionHandleInvalid"), (
-        f"C_GenerateRandom on a closed session gave {outcome}" + (
-            " — it ran on the new session, which got the closed one's handle" if second.handle == handle else ""))
+    _after_close_and_reopen(vendor, observe, lambda first: None, lambda first, _: first.generate_random(128),
+                            "C_GenerateRandom on a closed session", "it ran on the new session")
