@@ -22,15 +22,15 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from hypothesis import settings  # noqa: E402
 
-from conformance import hypothesis_profiles  # noqa: E402
-from conformance.engine.executor import Executor, Limits  # noqa: E402
+from conformance.engine import hypothesis_profiles  # noqa: E402
+from conformance.executor.parent import Executor, Limits  # noqa: E402
 from conformance.engine.families import FAMILIES  # noqa: E402
 from conformance.engine.params import ModelParams  # noqa: E402
 from conformance.engine.planning import plan  # noqa: E402
-from conformance.engine.scenario import explore  # noqa: E402
+from conformance.engine.explore import explore  # noqa: E402
 from conformance.engine.schedule import Step  # noqa: E402
-from conformance.profile import load_profile  # noqa: E402
-from conformance.runtime import start  # noqa: E402
+from conformance.vendor.profile import load_profile  # noqa: E402
+from conformance.vendor.runtime import start  # noqa: E402
 
 CHEAP = {"random": {}, "digest": {}}
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .registry import availability, profile_paths
+from .vendor.registry import TEMPLATE, availability, is_shipped, profile_paths, search_dirs
 
 EXIT_OK, EXIT_REGRESSIONS, EXIT_USAGE = 0, 1, 2
 
@@ -20,11 +20,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _vendors(args: argparse.Namespace) -> int:
-    dirs = [Path(d) for d in args.dir] or [Path.cwd() / "vendors"]
-    found = profile_paths(dirs)
-    if not found:
-        print(f"no vendor profiles in {', '.join(map(str, dirs))}; pass --dir=PATH", file=sys.stderr)
-        return EXIT_USAGE
+    if args.template:
+        sys.stdout.write(TEMPLATE.read_text(encoding="utf-8"))
+        return EXIT_OK
+    local = [Path(d) for d in args.dir] or [Path.cwd() / "vendors"]
+    found = profile_paths(search_dirs(local))
     unavailable = 0
     for name, path in found.items():
         a = availability(name, path, with_version=True)
@@ -33,7 +33,8 @@ def _vendors(args: argparse.Namespace) -> int:
         module = a.profile.module or ", ".join(a.profile.module_paths) if a.profile else "-"
         if a.profile and a.profile.via:
             module += f" via {' + '.join(a.profile.via)}"
-        print(f"{name:16} {status:12} {a.version or '-':34} {module}" + (f"  ({a.why})" if a.why else ""))
+        where = "shipped" if is_shipped(path) else str(path)
+        print(f"{name:16} {status:12} {a.version or '-':34} {module}  [{where}]" + (f"  ({a.why})" if a.why else ""))
     if args.strict and unavailable:
         print(f"{unavailable} vendor profile(s) cannot run here; install what is missing (scripts/bootstrap.sh)",
               file=sys.stderr)
@@ -42,9 +43,9 @@ def _vendors(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from .gate import gate_files, parse_alias
-    from .results_input import ResultsInputError
-    from .gate_format import render
+    from .gate.compare import gate_files, parse_alias
+    from .results.reader import ResultsInputError
+    from .gate.format import render
 
     try:
         aliases = [parse_alias(text) for text in args.aliases]
@@ -58,8 +59,8 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Merge results files into one HTML matrix; bad input is one line on stderr and exit 2."""
-    from .report_html import write_report
-    from .results_input import ResultsInputError, read_results
+    from .report.html import write_report
+    from .results.reader import ResultsInputError, read_results
 
     if not args.files:
         print("pkcs11-conformance report: no results files; pass RESULTS.json... -o OUT.html", file=sys.stderr)
@@ -86,8 +87,13 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pkcs11-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    vendors = sub.add_parser("vendors", help="list vendor profiles: present or not (and why), module package version")
-    vendors.add_argument("--dir", action="append", default=[], help="profile directory (default: ./vendors)")
+    vendors = sub.add_parser("vendors", help="list vendor profiles, local and shipped: present or not (and why), "
+                             "module package version, where the profile is")
+    vendors.add_argument("--dir", action="append", default=[],
+                         help="local profile directory, searched before the shipped profiles (default: ./vendors)")
+    vendors.add_argument("--template", action="store_true",
+                         help="print the annotated profile template (start a new vendor: "
+                         "pkcs11-conformance vendors --template > vendors/NAME.toml)")
     vendors.add_argument("--strict", action="store_true", help="exit 1 if any profile cannot run here (CI)")
     vendors.set_defaults(func=_vendors)
     gate = sub.add_parser("gate", help="compare CANDIDATE.json against BASELINE.json: exit 0 no regressions, "

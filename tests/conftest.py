@@ -12,13 +12,13 @@ from typing import Any, Callable
 import pytest
 from hypothesis import settings
 
-from conformance.profile import load_profile
+from conformance.vendor.profile import load_profile
 
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
-SOFTHSM_PROFILE = REPO / "vendors" / "softhsm.toml"
-TEMPLATE_PROFILE = REPO / "vendors" / "TEMPLATE.toml"
+SOFTHSM_PROFILE = REPO / "conformance" / "profiles" / "softhsm.toml"
+TEMPLATE_PROFILE = REPO / "conformance" / "profiles" / "TEMPLATE.toml"
 
 # No example database: nothing may be written outside pytest's tmp dirs (the default is ./.hypothesis).
 settings.register_profile("conformance-tests", database=None, deadline=None)

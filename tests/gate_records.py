@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from conformance.gate import Change, compare
-from conformance.records import Record
-from conformance.results import Results, RunInfo
+from conformance.gate.compare import Change, compare
+from conformance.results.records import Record
+from conformance.results.document import Results, RunInfo
 
 CHECK = "login.second_login_same_app"
 ANCHOR = "login.anchor"  # a check present on both sides, so the vendor itself is never missing

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from conformance import RESULTS_SCHEMA
-from conformance.report_model import Report, build
-from conformance.results import Results
+from conformance.report.model import Report, build
+from conformance.results.document import Results
 
 REPO = Path(__file__).resolve().parent.parent
-SOFTHSM_PROFILE = REPO / "vendors" / "softhsm.toml"
+SOFTHSM_PROFILE = REPO / "conformance" / "profiles" / "softhsm.toml"
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed; run scripts/bootstrap.sh (it installs Debian's chromium)")

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conformance.checks.test_login import test_logout_is_per_application as logout_is_per_application
-from conformance.profile import load_profile
-from conformance.engine.executor import ExecutorError
-from conformance.runtime import VendorRuntime, start
+from conformance.vendor.profile import load_profile
+from conformance.executor.parent import ExecutorError
+from conformance.vendor.runtime import VendorRuntime, start
 
 from faults import build_shim, faulty_profile
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(params=["softhsm", "softhsm-spy"])
 def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> VendorRuntime:
-    profile = load_profile(REPO / "vendors" / f"{request.param}.toml")
+    profile = load_profile(REPO / "conformance" / "profiles" / f"{request.param}.toml")
     if profile.module is None:
         pytest.skip("SoftHSM is not installed")
     vendor = start(profile, tmp_path)
@@ -75,7 +75,7 @@ def test_siblings_stop_with_the_vendor(runtime: VendorRuntime) -> None:
 @pytest.fixture
 def shim_runtime(tmp_path: Path) -> VendorRuntime:
     """SoftHSM behind the fault shim (tests/native/faultshim.c), no fault armed: tests arm one for the siblings."""
-    module = load_profile(REPO / "vendors" / "softhsm.toml").module
+    module = load_profile(REPO / "conformance" / "profiles" / "softhsm.toml").module
     if module is None or not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("needs SoftHSM and a C compiler (apt-get install softhsm2 gcc)")
     (tmp_path / "shim").mkdir()

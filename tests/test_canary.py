@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.profile import load_profile
-from conformance.provisioning.requirements import missing
+from conformance.vendor.profile import load_profile
+from conformance.vendor.provisioning.requirements import missing
 
 REPO = Path(__file__).resolve().parent.parent
 CANARY = "Canary-PIN-4711"
@@ -36,7 +36,7 @@ def test_canary_pin_appears_in_no_artifact(pytester, run_inner, monkeypatch):
     """Every check on SoftHSM (direct and under pkcs11-spy, with --call-trace on both), with JUnit XML,
     pytest-html, the results JSON, the HTML report, traces and every file under --basetemp (executor logs,
     provisioning files): no form of the user or SO PIN anywhere, console output included."""
-    profiles = [REPO / "vendors" / f"{name}.toml" for name in ("softhsm", "softhsm-spy")]
+    profiles = [REPO / "conformance" / "profiles" / f"{name}.toml" for name in ("softhsm", "softhsm-spy")]
     for path in profiles:
         profile = load_profile(path)
         if profile.module is None or missing(profile.provisioning, profile.via):

@@ -243,7 +243,7 @@ def test_family_regression_examples_run_first_where_they_can():
     """Hypothesis' @example for scenario families: every family's regression schedules are planned (timing hints
     included) and run on a token that can run them; one using a step the token lacks is left out."""
     from conformance.engine.families import FAMILIES
-    from conformance.engine.scenario import regressions
+    from conformance.engine.explore import regressions
 
     for family in FAMILIES.values():
         planned = regressions(family, ModelParams())
@@ -259,7 +259,7 @@ def test_family_regression_examples_run_first_where_they_can():
 def test_one_shot_use_is_what_the_token_can_do(missing, use):
     """Checks that only need a use of a session take the token's own (a digest, else C_GenerateRandom), and the
     scenario step they make is never one the token's menu leaves out."""
-    from conformance.capabilities import one_shot_use, unsupported_steps
+    from conformance.live.capabilities import one_shot_use, unsupported_steps
 
     class FakeVendor:  # the facts a VendorRuntime carries, nothing else
         facts = {"capabilities_missing": missing}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pkcs11
 import pytest
 
-from conformance.engine.actions import World
+from conformance.executor.actions import World
 
 
 @dataclass

@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from conformance.schema import validate_results
+from conformance.results.schema import validate_results
 
 from faults import FAULT_CHECKS, FAULTS, build_shim, faulty_profile
 
 pytest.importorskip("jsonschema", reason="install the test extra: pip install -e '.[test]'")
 
 REPO = Path(__file__).resolve().parent.parent
-SOFTHSM = REPO / "vendors" / "softhsm.toml"
+SOFTHSM = REPO / "conformance" / "profiles" / "softhsm.toml"
 CHECK_TIMEOUT = "--check-timeout=3"
 RUN_TIMEOUT_S = 120
 
@@ -53,7 +53,7 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_module() -> str:
-    from conformance.profile import load_profile
+    from conformance.vendor.profile import load_profile
 
     module = load_profile(SOFTHSM).module
     if module is None:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from conformance.gate import GATE_SCHEMA, GateInputError, GateReport, compare, match_vendors
-from conformance.gate_format import line, render, render_markdown, render_text
-from conformance.results import Results, RunInfo
+from conformance.gate.compare import GATE_SCHEMA, GateInputError, GateReport, compare, match_vendors
+from conformance.gate.format import line, render, render_markdown, render_text
+from conformance.results.document import Results, RunInfo
 
 from gate_records import ANCHOR, BINDING_DECLARATION, CHECK, RUN, doc, pair, rec
 

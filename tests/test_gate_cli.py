@@ -12,10 +12,10 @@ from typing import Any, Callable
 import pytest
 
 from conformance.cli import main
-from conformance.gate import compare
-from conformance.results_input import read_results
-from conformance.gate_format import render
-from conformance.results import Results
+from conformance.gate.compare import compare
+from conformance.results.reader import read_results
+from conformance.gate.format import render
+from conformance.results.document import Results
 
 from gate_records import CHECK, doc, rec, write
 

@@ -121,7 +121,7 @@ import time
 
 import pytest
 
-from conformance.probes import make_data_objects
+from conformance.live.probes import make_data_objects
 
 
 @pytest.mark.check("fake.first", layer="module", spec="x")
@@ -152,7 +152,7 @@ def test_killed_run_leaves_valid_results_and_no_objects(partition, tmp_path, mon
     """kill -9 of the run while a check hangs holding objects: the module's process goes with it (nothing stays
     logged in or holds objects), the token has no harness object left, and the results file is valid with the
     check that finished."""
-    from conformance.schema import validate_results
+    from conformance.results.schema import validate_results
 
     profile, env = partition
     conf = Path(env["SOFTHSM2_CONF"])

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conformance.progress import Progress
+from conformance.plugin.progress import Progress
 
 CHECK = "conformance/checks/test_login.py::test_{}[softhsm]"
 TESTS = Path(__file__).resolve().parent
@@ -47,7 +47,7 @@ def test_progress_line_shows_done_and_running() -> None:
 def junit_and_html(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """One real SoftHSM run of the provider checks with a faulty provider, writing JUnit XML and pytest-html."""
     tmp = tmp_path_factory.mktemp("outputs")
-    profile = TESTS.parent / "vendors" / "softhsm.toml"
+    profile = TESTS.parent / "conformance" / "profiles" / "softhsm.toml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "conformance.checks", "-k", "provider and not stress", "-q",
            "-p", "no:cacheprovider", f"--vendor-file={profile}", "--sut=faulty_providers:never_closes",

@@ -12,7 +12,7 @@ import pytest
 
 import conformance.checks
 from conformance import RESULTS_SCHEMA
-from conformance.profile import load_profile
+from conformance.vendor.profile import load_profile
 
 from fake_checks import CRASHING_CHECK, FAKE_CHECKS
 

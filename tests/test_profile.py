@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.deviations import binding_deviations
+from conformance.vendor.declarations import binding_deviations
 from conformance.pins import REDACTED, PinUnavailable, Secret, redact
-from conformance.profile import OUTCOMES, PIN_ENV, VERSION_KEYS, Deviation, ProfileError, VendorProfile, load_profile
-from conformance.registry import resolve
+from conformance.vendor.profile import OUTCOMES, PIN_ENV, VERSION_KEYS, Deviation, ProfileError, VendorProfile, load_profile
+from conformance.vendor.registry import resolve
 
-VENDORS = Path(__file__).resolve().parent.parent / "vendors"
+VENDORS = Path(__file__).resolve().parent.parent / "conformance" / "profiles"
 SPECIFIERS = [">=0.10", "==0.10.1", "<7.5", ">=1,<2", "!=2.6"]
 
 names = st.text(min_size=1, max_size=20)
@@ -313,4 +313,4 @@ def test_resolve_same_file_by_two_spellings(monkeypatch):
     if load_profile(VENDORS / "softhsm.toml").module is None:
         pytest.skip("SoftHSM is not installed")
     monkeypatch.chdir(VENDORS.parent)
-    assert [p.name for p in resolve(["softhsm"], ["vendors/softhsm.toml"], [VENDORS])] == ["softhsm"]
+    assert [p.name for p in resolve(["softhsm"], ["profiles/softhsm.toml"], [VENDORS])] == ["softhsm"]

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from conformance.profile import VendorProfile, load_profile
-from conformance.provisioning import ProvisioningError, set_up
-from conformance.provisioning.nss import database_dir
-from conformance.traces import TraceCursor, redact_trace
+from conformance.vendor.profile import VendorProfile, load_profile
+from conformance.vendor.provisioning import ProvisioningError, set_up
+from conformance.vendor.provisioning.nss import database_dir
+from conformance.results.traces import TraceCursor, redact_trace
 
 REPO = Path(__file__).resolve().parent.parent
-NSS_PROFILE = REPO / "vendors" / "nss.toml"
-SPY_PROFILE = REPO / "vendors" / "softhsm-spy.toml"
+NSS_PROFILE = REPO / "conformance" / "profiles" / "nss.toml"
+SPY_PROFILE = REPO / "conformance" / "profiles" / "softhsm-spy.toml"
 
 # Runs in the provisioned environment: log in, make an AES key and an RSA pair on the token, count objects.
 SMOKE = r"""
@@ -50,7 +50,7 @@ def smoke(stage: Any, pin: str, what: str = "make") -> str:
 def _nss_ready() -> str | None:
     """Why the NSS test cannot run here, or None."""
     try:
-        importlib.import_module("conformance.provisioning.p11kit")
+        importlib.import_module("conformance.vendor.provisioning.p11kit")
     except ImportError as exc:
         return f"the p11-kit wrapper is not importable ({exc})"
     if os.geteuid() != 0:
@@ -129,7 +129,7 @@ def test_nss_wrong_label_is_refused_before_anything_is_made(tmp_path: Path) -> N
 # --- pkcs11-spy over SoftHSM ---------------------------------------------------------------------------
 
 def _spy_ready() -> str | None:
-    from conformance.provisioning.spy import find_spy
+    from conformance.vendor.provisioning.spy import find_spy
 
     if find_spy() is None:
         return "pkcs11-spy not installed (apt-get install opensc-pkcs11)"
@@ -165,7 +165,7 @@ def test_softhsm_spy_traces_calls_without_pins(tmp_path: Path) -> None:
 
 
 def test_spy_missing_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conformance.provisioning import spy
+    from conformance.vendor.provisioning import spy
 
     monkeypatch.setattr(spy, "SPY_PATHS", (str(tmp_path / "nope.so"),))
     stage: Any = type("S", (), {"env": {}, "module": "/x.so", "workdir": tmp_path})()

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance.profile import VendorProfile
-from conformance.provisioning import ProvisioningError, Stage
-from conformance.provisioning import p11kit
-from conformance.provisioning.p11kit import (P11KitProxy, find_proxy, module_files, read_module_config,
-                                             write_module_files)
+from conformance.vendor.profile import VendorProfile
+from conformance.vendor.provisioning import ProvisioningError, Stage
+from conformance.vendor.provisioning import p11kit
+from conformance.vendor.provisioning.p11kit import P11KitProxy, find_proxy, module_files, read_module_config, write_module_files
 
 SOFTHSM = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
 

@@ -15,8 +15,8 @@ from typing import Iterator
 
 import pytest
 
-from conformance.profile import VendorProfile, load_profile
-from conformance.provisioning import Provisioned, ProvisioningError, Stage, set_up
+from conformance.vendor.profile import VendorProfile, load_profile
+from conformance.vendor.provisioning import Provisioned, ProvisioningError, Stage, set_up
 
 REPO = Path(__file__).resolve().parent.parent
 ROOT = os.geteuid() == 0
@@ -40,7 +40,7 @@ print(json.dumps({"library": lib.library_description, "before": before}))
 
 
 def _profile(name: str) -> VendorProfile:
-    profile = load_profile(REPO / "vendors" / f"{name}.toml")
+    profile = load_profile(REPO / "conformance" / "profiles" / f"{name}.toml")
     if profile.module is None:
         pytest.skip(f"{name}: {profile.module_paths[0]} is not installed (see the comment in vendors/{name}.toml)")
     return profile
@@ -136,8 +136,8 @@ def test_killed_worker_leaves_no_daemon(tmp_path: Path) -> None:
     worker_script = (
         "import sys, time\nfrom pathlib import Path\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from conformance.profile import load_profile\nfrom conformance.provisioning import set_up\n"
-        f"p = load_profile({str(REPO / 'vendors' / 'opencryptoki.toml')!r})\n"
+        "from conformance.vendor.profile import load_profile\nfrom conformance.vendor.provisioning import set_up\n"
+        f"p = load_profile({str(REPO / 'conformance' / 'profiles' / 'opencryptoki.toml')!r})\n"
         f"s = set_up(p, Path({str(tmp_path / 'killed')!r}), p.module, p.via)\n"
         "print(s.isolation.holder_pid, *[d.pid for d in s.daemons], flush=True)\n"
         "time.sleep(300)\n")
@@ -163,7 +163,7 @@ def test_opencryptoki_refuses_pin_lengths_before_starting_anything(tmp_path: Pat
     data = profile.to_dict()
     data["token"]["user_pin"] = "123456789"  # 9 characters: the soft token takes 4-8
     bad = VendorProfile.from_dict(data, source="vendors/opencryptoki.toml")
-    from conformance.provisioning.opencryptoki import OpenCryptoki
+    from conformance.vendor.provisioning.opencryptoki import OpenCryptoki
 
     stage = Stage(profile=bad, workdir=tmp_path, module=profile.module or "", real_module=profile.module or "")
     with pytest.raises(ProvisioningError) as info:

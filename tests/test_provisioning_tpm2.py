@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from conformance.profile import VendorProfile, load_profile
-from conformance.provisioning import ProvisioningError, Stage, set_up
+from conformance.vendor.profile import VendorProfile, load_profile
+from conformance.vendor.provisioning import ProvisioningError, Stage, set_up
 
 REPO = Path(__file__).resolve().parent.parent
-PROFILE = REPO / "vendors" / "tpm2.toml"
+PROFILE = REPO / "conformance" / "profiles" / "tpm2.toml"
 
 # Run in the executor's place: load the module as the harness would, use the pre-provisioned AES key, and make
 # an RSA pair in the module (store=True: tpm2-pkcs11 refuses session key pairs). The PIN comes in the environment.
@@ -138,8 +138,8 @@ def test_killed_worker_leaves_no_daemons(tmp_path: Path) -> None:
         import sys, time
         from pathlib import Path
         sys.path.insert(0, {str(REPO)!r})
-        from conformance.profile import load_profile
-        from conformance.provisioning import set_up
+        from conformance.vendor.profile import load_profile
+        from conformance.vendor.provisioning import set_up
         p = load_profile({str(PROFILE)!r})
         stage = set_up(p, Path({str(tmp_path / "killed")!r}), p.module, p.via)
         print(stage.notes.get("tpm2_holder", "held"), *[d.pid for d in stage.daemons], flush=True)
@@ -159,7 +159,7 @@ def test_killed_worker_leaves_no_daemons(tmp_path: Path) -> None:
 
 
 def test_missing_tool_names_the_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conformance.provisioning import tpm2
+    from conformance.vendor.provisioning import tpm2
 
     profile = load_profile(PROFILE)
     real_which = shutil.which
@@ -173,7 +173,7 @@ def test_port_taken_by_another_worker_is_retried(tmp_path: Path, monkeypatch: py
     (and never mistake the winner's listener for our TPM)."""
     import socket
 
-    from conformance.provisioning import tpm2
+    from conformance.vendor.provisioning import tpm2
 
     profile = _profile()
     real, calls = tpm2._ctrl_socket, []

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance import RESULTS_SCHEMA, results
-from conformance.records import LAYERS, OUTCOMES, Record, Reproducer
-from conformance.results import Results, ResultsWriter, RunInfo, load_results, write_atomic
+from conformance import RESULTS_SCHEMA
+from conformance.results import document as results
+from conformance.results.records import LAYERS, OUTCOMES, Record, Reproducer
+from conformance.results.document import Results, ResultsWriter, RunInfo, load_results, write_atomic
 
 texts = st.text(max_size=30)
 json_values = st.recursive(

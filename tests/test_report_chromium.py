@@ -17,7 +17,7 @@ import pytest
 
 from conformance.cli import main as cli_main
 from conformance.engine.schedule import Schedule
-from conformance.profile import load_profile
+from conformance.vendor.profile import load_profile
 
 from report_docs import (
     CHROMIUM, CHROMIUM_FLAGS, FAILED_STEPS, FINDINGS, HYPOTHESIS_NOTE, ISSUE, SOFTHSM_PROFILE, failing_scenario_doc,

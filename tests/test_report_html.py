@@ -10,9 +10,9 @@ import pytest
 
 from conformance.cli import main as cli_main
 from conformance.engine.schedule import Schedule
-from conformance.report_html import render, write_report
-from conformance.report_model import check_tests, compact
-from conformance.results import Results
+from conformance.report.html import render, write_report
+from conformance.report.model import check_tests, compact
+from conformance.results.document import Results
 
 from report_docs import FAILED_STEPS, HYPOTHESIS_NOTE, ISSUE, cells_of, failing_scenario_doc, model, result, run_doc
 
@@ -240,8 +240,8 @@ def test_report_command_needs_output_and_inputs(capsys: pytest.CaptureFixture[st
 def test_trace_links_are_relative_to_the_page() -> None:
     """A trace recorded relative to its results file is linked relative to where the page is written, so the
     report, the results and reports/traces/ can be moved or published together."""
-    from conformance.report_model import build
-    from conformance.results import Results
+    from conformance.report.model import build
+    from conformance.results.document import Results
 
     report = build([Results.from_dict(failing_scenario_doc())], ["/runs/nightly/results.json"], page_dir="/runs/pages")
     (cell,) = [c for c in cells_of(report, "scenario.provider") if c is not None]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from conformance import RESULTS_SCHEMA
-from conformance.results import ResultsWriter, RunInfo
-from conformance.schema import load_schema, validate_results
+from conformance.results.document import ResultsWriter, RunInfo
+from conformance.results.schema import load_schema, validate_results
 
 from fake_checks import CRASHING_CHECK, FAKE_CHECKS
 
@@ -180,6 +180,6 @@ def test_missing_jsonschema_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def _outcomes() -> tuple[str, ...]:
-    from conformance.records import OUTCOMES
+    from conformance.results.records import OUTCOMES
 
     return OUTCOMES

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from conformance.cli import main
-from conformance.profile import load_profile
-from conformance.provisioning import set_up
-from conformance.provisioning.requirements import missing
+from conformance.vendor.profile import load_profile
+from conformance.vendor.provisioning import set_up
+from conformance.vendor.provisioning.requirements import missing
 
 REPO = Path(__file__).resolve().parent.parent
-VENDORS = REPO / "vendors"
+VENDORS = REPO / "conformance" / "profiles"
 CANARY = "canary-4711"
 
 FAILING_LOGIN_CHECK = '''
@@ -47,7 +47,7 @@ def needs(name: str) -> Path:
 
 GROUND_TRUTH_PROBE = """
 import sys, pkcs11
-from conformance.groundtruth import GroundTruth
+from conformance.live.groundtruth import GroundTruth
 module, truth, label, pin = sys.argv[1:]
 token = pkcs11.lib(module).get_token(token_label=label)
 session = token.open(rw=True, user_pin=pin)

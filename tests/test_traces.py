@@ -1,4 +1,4 @@
-"""conformance.traces: slicing pkcs11-spy logs per check, PIN redaction, bounded summaries.
+"""conformance.results.traces: slicing pkcs11-spy logs per check, PIN redaction, bounded summaries.
 
 tests/data/spy_sample.log was recorded with OpenSC 0.23's pkcs11-spy over SoftHSM 2.6 (mechanism lists and
 attribute reads cut out). Its PINs are fakes: user 'canary-4711' (also set to 'canary-4711-canary-4711-long',
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.traces import TraceCursor, read_slice, redact_trace, summarise, trace_slice
+from conformance.results.traces import TraceCursor, read_slice, redact_trace, summarise, trace_slice
 
 DATA = Path(__file__).parent / "data" / "spy_sample.log"
 USER_PIN = "canary-4711"

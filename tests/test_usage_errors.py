@@ -11,7 +11,7 @@ CHECKS = ("--pyargs", "conformance.checks")
 
 def test_unknown_vendor_lists_known_vendors(run_inner_inprocess, vendors_dir, assert_usage_error):
     """--vendor=nope names the vendors that exist (not TEMPLATE) and the --vendor-file alternative."""
-    line = assert_usage_error(run_inner_inprocess("--vendor=nope"), "'nope'", "known vendors: softhsm", "--vendor-file")
+    line = assert_usage_error(run_inner_inprocess("--vendor=nope"), "'nope'", "known vendors:", "softhsm", "--vendor-file")
     assert "TEMPLATE" not in line
 
 

@@ -6,8 +6,8 @@ import pkcs11
 import pytest
 from pkcs11.constants import Attribute
 
-from conformance.groundtruth import SessionState
-from conformance.probes import OK, harness_objects, make_data_objects, outcome_of
+from ..live.groundtruth import SessionState
+from ..live.probes import OK, harness_objects, make_data_objects, outcome_of
 
 
 @pytest.mark.check("login.new_session_inherits_login", layer="module", spec="PKCS#11 UG v2.40 §2.6.3")

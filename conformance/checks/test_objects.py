@@ -8,7 +8,7 @@ import pytest
 from pkcs11 import ObjectClass
 from pkcs11.constants import Attribute
 
-from conformance.probes import make_data_objects
+from ..live.probes import make_data_objects
 
 
 @pytest.mark.check("object.session_objects_end_with_session", layer="module", spec="PKCS#11 v3.0 §4.4, §5.6.2")

@@ -6,8 +6,8 @@ import pkcs11
 import pytest
 from pkcs11 import KeyType, Mechanism
 
-from conformance.capabilities import require
-from conformance.probes import OK, ThreadCall, harness_objects, make_data_objects, outcome_of
+from ..live.capabilities import require
+from ..live.probes import OK, ThreadCall, harness_objects, make_data_objects, outcome_of
 
 DATA = harness_objects()  # only the objects the check made: a real token has data objects of its own
 OBJECTS = 3

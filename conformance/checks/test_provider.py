@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.engine.schedule import Step
+from ..engine.schedule import Step
 
 pytestmark = [pytest.mark.sut, pytest.mark.concurrency]
 THREADS = 4

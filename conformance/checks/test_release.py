@@ -6,8 +6,8 @@ import gc
 
 import pytest
 
-from conformance.checks.test_operations import DATA, OBJECTS, open_search, partly_encrypted
-from conformance.probes import OK, ParkedThread, ThreadCall, make_data_objects, outcome_of
+from .test_operations import DATA, OBJECTS, open_search, partly_encrypted
+from ..live.probes import OK, ParkedThread, ThreadCall, make_data_objects, outcome_of
 
 
 @pytest.mark.check("release.search_iterator_gc", layer="binding", spec="python-pkcs11 docs, Concurrency")

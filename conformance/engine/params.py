@@ -2,7 +2,7 @@
 
 Defaults come from the PKCS#11 spec (where it allows more than one behaviour, every allowed outcome is accepted
 and the observed one is recorded) and from python-pkcs11's documented contract. A declared deviation replaces a
-default with what was measured and understood — from conformance/data/binding.toml (keyed by python-pkcs11
+default with what was measured and understood — from conformance/vendor/binding.toml (keyed by python-pkcs11
 version) or a vendor profile — so exploration goes on past a known finding instead of re-finding it.
 """
 
@@ -41,7 +41,7 @@ class ModelParams:
     # release.iterator_of_closed_session, release.started_iterator_of_closed_session, release.call_on_closed_session).
     stale_session_handles: bool = False
     # --- capabilities, not behaviour: scenario steps (op, or "use:WHAT") the token cannot run are left out of
-    # the menus (conformance.capabilities.STEP_NEEDS says which capability each step needs) -----------------
+    # the menus (conformance.live.capabilities.STEP_NEEDS says which capability each step needs) -----------------
     unsupported_steps: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:

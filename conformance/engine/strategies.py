@@ -51,7 +51,7 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
 
 
 def step_key(step: Step) -> str:
-    """How conformance.capabilities.STEP_NEEDS names a step: its op, or use:WHAT."""
+    """How conformance.live.capabilities.STEP_NEEDS names a step: its op, or use:WHAT."""
     return f"use:{step.args.get('what')}" if step.op == "use" else step.op
 
 

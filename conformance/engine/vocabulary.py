@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .actions import CHUNKS, FIXTURE_OBJECTS
+from ..executor.actions import CHUNKS, FIXTURE_OBJECTS
 from .schedule import Step
 
 BLOCKED = "blocked"

@@ -1,0 +1,124 @@
+"""Exploring one scenario family: hypothesis draws schedules, the executor runs them, the judge compares.
+
+Hypothesis only ever sees data (a Schedule in, a pass/fail out), so it shrinks a crash or a hang like any other
+failure. The minimal failing schedule is replayed once more to check that the failure is deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from hypothesis import HealthCheck, given, seed, settings
+
+from ..executor.parent import Executor
+from .judge import Verdict, describe, judge
+from .params import ModelParams
+from .schedule import Schedule, Trace
+from .families import FAMILIES, Family
+from .planning import Planner
+from .strategies import pinned_elsewhere, schedules, step_key
+
+
+class ScheduleFailed(AssertionError):
+    """Raised inside the hypothesis test so it shrinks; carries the data of the failing example."""
+
+    def __init__(self, schedule: Schedule, trace: Trace, verdict: Verdict) -> None:
+        super().__init__(describe(schedule, trace, verdict))
+        self.schedule, self.trace, self.verdict = schedule, trace, verdict
+
+
+@dataclass
+class Exploration:
+    family: str
+    examples: int = 0
+    observed: dict[str, set[str]] = field(default_factory=dict)
+    failure: ScheduleFailed | None = None
+    deterministic: bool | None = None
+    hypothesis_note: str | None = None
+    reset_us: list[float] = field(default_factory=list)
+
+    over_budget: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and not self.over_budget
+
+
+def _run_one(executor: Executor, schedule: Schedule, family: Family, params: ModelParams, found: Exploration) -> None:
+    trace = executor.run(schedule)
+    found.examples += 1
+    if trace.reset_us:
+        found.reset_us.append(trace.reset_us)
+    verdict = judge(schedule, trace, family.new_model(params))
+    for point, values in verdict.observed.items():
+        found.observed.setdefault(point, set()).update(values)
+    if verdict.failed:
+        raise ScheduleFailed(schedule, trace, verdict)
+
+
+class OverBudget(BaseException):
+    """The exploration ran past its time budget. A BaseException, so hypothesis lets it through at once instead
+    of treating it as a failing example to shrink."""
+
+
+def explore(executor: Executor, family_name: str, params: ModelParams, replay: Iterable[Schedule] = (),
+            budget_s: float | None = None) -> Exploration:
+    """Run the replays, then hypothesis-drawn schedules; stop at the first finding (minimal schedule), or when
+    `budget_s` seconds have passed (found.over_budget; the examples run so far are counted)."""
+    family = FAMILIES[family_name]
+    found = Exploration(family_name)
+    deadline = time.monotonic() + budget_s if budget_s else None
+    for schedule in [*regressions(family, params), *replay]:  # explicit ones first, like @example
+        try:
+            _run_one(executor, schedule, family, params, found)
+        except ScheduleFailed as failure:
+            found.failure = failure
+            found.deterministic = _replays_the_same(executor, failure)
+            return found
+
+    @settings(deadline=None, suppress_health_check=list(HealthCheck))
+    @given(schedules(family, params))
+    def scenario(schedule: Schedule) -> None:
+        if deadline is not None and time.monotonic() > deadline:
+            raise OverBudget()
+        _run_one(executor, schedule, family, params, found)
+
+    if settings().derandomize:
+        # Derandomised profiles (dev, ci) draw from a seed of the family's name, not of this function's source:
+        # the same schedules run from one harness version to the next unless the menus change (stable for the gate).
+        scenario = seed(zlib.crc32(family_name.encode()))(scenario)
+
+    try:
+        scenario()
+    except OverBudget:
+        found.over_budget = True
+    except ScheduleFailed as failure:  # hypothesis re-raises the minimal example last
+        found.failure = failure
+        notes = getattr(failure, "__notes__", None) or []
+        found.hypothesis_note = "\n".join(n for n in notes if "reproduce_failure" in n or "Falsifying" in n) or None
+        found.deterministic = _replays_the_same(executor, failure)
+    return found
+
+
+def regressions(family: Family, params: ModelParams) -> list[Schedule]:
+    """The family's regression schedules this token can run: one with a step the token lacks the capability for,
+    or a step exploration leaves out (a declared finding pinned by a scripted check), is left out."""
+    out = []
+    for steps in family.examples:
+        planner = Planner(family, params)
+        for step in steps:
+            if step_key(step) in params.unsupported_steps or pinned_elsewhere(planner.model, step):
+                break
+            planner.add(step)
+        else:
+            out.append(planner.schedule())
+    return out
+
+
+def _replays_the_same(executor: Executor, failure: ScheduleFailed) -> bool:
+    """Determinism self-check: the minimal schedule, run again, must give the same outcomes."""
+    again = executor.run(failure.schedule)
+    return again.outcomes() == failure.trace.outcomes()

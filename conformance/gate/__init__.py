@@ -1,0 +1,1 @@
+"""The upgrade gate: baseline vs candidate classification (compare.py) and its text / markdown / JSON output."""

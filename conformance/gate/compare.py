@@ -1,0 +1,332 @@
+"""The upgrade gate: compare a candidate results file with a baseline, per check × vendor, and name every regression.
+
+Outcomes fall in three groups. **good**: ``passed``, ``xfailed`` (a declared deviation happening as declared).
+**bad**: ``failed``, ``error``, ``crashed``, ``hung``, and in the *baseline* ``xpassed`` (that run failed on a stale
+declaration). ``skipped`` is neither: a skip never counts as a pass. A candidate ``xpassed`` is always stale.
+
+The first matching row decides (B = baseline record, C = candidate record: same check id, same or mapped vendor).
+"Regression" entries make the gate fail (exit 1 / a failed pytest run).
+
+| class                | when                                                                  | regression?     |
+|----------------------|-----------------------------------------------------------------------|-----------------|
+| vendor_missing       | B's vendor has no result at all in the candidate: one entry per       | yes             |
+|                      | vendor (check ``*``) instead of one ``removed`` per check             |                 |
+| removed              | B present, C absent (its vendor has results): coverage lost           | yes             |
+| stale_declaration    | C xpassed, whatever B was (or no B): a declared deviation stopped     | yes             |
+|                      | happening, so its declaration must be removed                         |                 |
+| new                  | B absent; or B skipped and C not skipped (new coverage)               | no (failing     |
+|                      |                                                                       | ones listed)    |
+| unchanged            | B skipped, C skipped                                                  | no              |
+| lost_coverage        | C skipped, B not skipped                                              | yes, unless C   |
+|                      |                                                                       | has a declared  |
+|                      |                                                                       | deviation       |
+| regressed            | B good, C bad                                                         | yes             |
+| changed_but_declared | B passed, C xfailed (a new declared deviation)                        | no              |
+| fixed                | B xfailed, C passed (the deviation is gone and no longer declared,    | no              |
+|                      | e.g. its version condition stopped matching after an upgrade)         |                 |
+| unchanged            | B and C the same good outcome with the same ``observed``              | no              |
+| changed_but_declared | B and C the same good outcome, ``observed`` differs, and one of C's   | no              |
+|                      | declared deviations has C's ``observed`` value or declares no value   |                 |
+|                      | (an outcome / model only declaration)                                 |                 |
+| regressed            | B and C the same good outcome, ``observed`` differs, not declared     | yes             |
+| fixed                | B bad, C passed                                                       | no              |
+| changed_but_declared | B bad, C xfailed (the failure is now declared)                        | no              |
+| still_failing        | B bad, C bad, even if the kind of failure changed                     | no              |
+
+Comparing different vendors ("what changes if we switch"): when each file has results of exactly one vendor and the
+names differ, or with explicit ``OLD=NEW`` aliases (``--as``), baseline records of vendor OLD are compared with the
+candidate's records of vendor NEW by check id. Files with several vendors and none in common are refused (pass --as).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..results.records import Record
+from ..results.document import Results
+from ..results.reader import ResultsInputError, read_results
+
+GATE_SCHEMA = "pkcs11-conformance/gate/1"
+
+# Classes in report order: the regression-capable ones first.
+CLASSES = ("regressed", "stale_declaration", "lost_coverage", "removed", "vendor_missing", "fixed",
+           "changed_but_declared", "new", "still_failing", "unchanged")
+GOOD = frozenset({"passed", "xfailed"})
+BAD = frozenset({"failed", "error", "crashed", "hung"})
+ALL_CHECKS = "*"  # the check id of a vendor_missing entry
+
+
+class GateInputError(ResultsInputError):
+    """An option the gate cannot use (files: ResultsInputError); the message is one line naming the fix."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One file's result for a check × vendor, as far as the gate looks at it."""
+
+    outcome: str
+    observed: Any = None
+    reason: str = ""
+    deviations: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, record: Record) -> Side:
+        return cls(record.outcome, _canon(record.observed), record.reason, record.deviations)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "observed": self.observed, "reason": self.reason,
+                "deviations": [dict(d) for d in self.deviations]}
+
+
+@dataclass(frozen=True)
+class Change:
+    """The classification of one check × vendor (or, for vendor_missing, of one whole vendor)."""
+
+    kind: str
+    check: str
+    vendor: str  # the candidate's vendor name
+    baseline_vendor: str  # the baseline's name for it (differs when comparing vendors)
+    regression: bool
+    baseline: Side | None
+    candidate: Side | None
+    note: str = ""  # one line: why, or what to do
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.kind,
+            "check": self.check,
+            "vendor": self.vendor,
+            "baseline_vendor": self.baseline_vendor,
+            "regression": self.regression,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
+            "candidate": self.candidate.to_dict() if self.candidate else None,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Source:
+    """Which file (or run) a side of the comparison came from."""
+
+    label: str
+    run_id: str
+    python_pkcs11_version: str
+    vendors: tuple[str, ...]
+
+    @classmethod
+    def of(cls, label: str, results: Results) -> Source:
+        return cls(label, str(results.run.id), str(results.run.python_pkcs11_version), tuple(sorted(vendors_of(results))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.label, "run_id": self.run_id, "python_pkcs11_version": self.python_pkcs11_version,
+                "vendors": list(self.vendors)}
+
+
+@dataclass(frozen=True)
+class GateReport:
+    baseline: Source
+    candidate: Source
+    vendor_map: Mapping[str, str]  # baseline vendor -> candidate vendor
+    changes: tuple[Change, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = ()  # what makes this comparison less trustworthy, with the fix
+
+    @property
+    def regressions(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.regression)
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(c.kind for c in self.changes)
+        return {kind: found[kind] for kind in CLASSES if found[kind]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": GATE_SCHEMA,
+            "baseline": self.baseline.to_dict(),
+            "candidate": self.candidate.to_dict(),
+            "vendor_map": dict(self.vendor_map),
+            "regressions": len(self.regressions),
+            "counts": self.counts(),
+            "changes": [c.to_dict() for c in self.changes],
+            "warnings": list(self.warnings),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- vendors
+
+
+def vendors_of(results: Results) -> set[str]:
+    """Every vendor a file names: in its header and in its records."""
+    return set(results.vendors) | {r.vendor for r in results.results}
+
+
+def parse_alias(text: str) -> tuple[str, str]:
+    """--as OLD=NEW -> (OLD, NEW)."""
+    old, sep, new = text.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise GateInputError(f"--as {text!r}: write it as OLD=NEW, e.g. --as softhsm=opencryptoki")
+    return old.strip(), new.strip()
+
+
+def match_vendors(baseline: Iterable[str], candidate: Iterable[str],
+                  aliases: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """Which candidate vendor each baseline vendor is compared with (identity unless switching vendors)."""
+    old_names, new_names = sorted(set(baseline)), sorted(set(candidate))
+    mapping = {name: name for name in old_names}
+    if aliases:
+        for old, new in aliases:
+            if old not in mapping:
+                raise GateInputError(f"--as {old}={new}: the baseline has no vendor {old!r} "
+                                     f"(it has {', '.join(old_names) or 'none'}); name one of those")
+            if new not in new_names:
+                raise GateInputError(f"--as {old}={new}: the candidate has no vendor {new!r} "
+                                     f"(it has {', '.join(new_names) or 'none'}); name one of those")
+            mapping[old] = new
+        targets = Counter(mapping.values())
+        clash = sorted(name for name, n in targets.items() if n > 1)
+        if clash:
+            raise GateInputError(f"--as: two baseline vendors would both be compared with {clash[0]!r}; "
+                                 "map only one of them (or map the other away with another --as)")
+    elif len(old_names) == 1 and len(new_names) == 1:
+        mapping = {old_names[0]: new_names[0]}
+    elif old_names and new_names and not set(old_names) & set(new_names):
+        raise GateInputError(f"no vendor in common (baseline: {', '.join(old_names)}; candidate: "
+                             f"{', '.join(new_names)}); pass --as OLD=NEW to compare across vendors")
+    return mapping
+
+
+# ---------------------------------------------------------------------------------------------------- comparison
+
+
+def compare(baseline: Results, candidate: Results, aliases: Sequence[tuple[str, str]] = (),
+            baseline_label: str = "baseline", candidate_label: str = "candidate") -> GateReport:
+    """Classify every check × vendor of the two runs (see the module docstring for the rules)."""
+    mapping = match_vendors(vendors_of(baseline), vendors_of(candidate), aliases)
+    old_name = {new: old for old, new in mapping.items()}
+    cand = {(r.check, r.vendor): r for r in candidate.results}
+    cand_vendors = {r.vendor for r in candidate.results}
+    base: dict[tuple[str, str], Record] = {}
+    changes: list[Change] = []
+    missing: Counter[str] = Counter()
+    for record in baseline.results:
+        vendor = mapping.get(record.vendor, record.vendor)
+        if vendor not in cand_vendors:
+            missing[record.vendor] += 1
+        else:
+            base[(record.check, vendor)] = record
+    for old, count in sorted(missing.items()):
+        new = mapping.get(old, old)
+        changes.append(Change("vendor_missing", ALL_CHECKS, new, old, True, None, None,
+                              f"{count} check{'s' if count != 1 else ''} in the baseline, no result in the "
+                              "candidate: run the candidate "
+                              f"with --vendor={new}" + (f" (or compare it with --as {old}=NAME)" if new == old else "")))
+    for key in sorted(set(base) | set(cand)):
+        b, c = base.get(key), cand.get(key)
+        changes.append(classify(key[0], key[1], old_name.get(key[1], key[1]), b, c))
+    order = {kind: i for i, kind in enumerate(CLASSES)}
+    changes.sort(key=lambda ch: (not ch.regression, order[ch.kind], ch.vendor, ch.check))
+    return GateReport(Source.of(baseline_label, baseline), Source.of(candidate_label, candidate), mapping,
+                      tuple(changes), _warnings(baseline, candidate, changes))
+
+
+def _warnings(baseline: Results, candidate: Results, changes: list[Change]) -> tuple[str, ...]:
+    """Scenario checks record what their hypothesis examples happened to observe: with a random profile two runs may
+    differ in `observed` without any change in the module. Said when an observed-value regression may be that."""
+    observed = any(c.kind == "regressed" and c.baseline and c.candidate and c.baseline.outcome == c.candidate.outcome
+                   for c in changes)
+    if not observed:
+        return ()
+    from ..engine.hypothesis_profiles import PROFILES  # late: hypothesis is only needed here
+
+    randomised = sorted({p for p in (baseline.run.hypothesis_profile, candidate.run.hypothesis_profile)
+                     if p in PROFILES and not PROFILES[p].derandomize})
+    if not randomised and baseline.run.hypothesis_profile == candidate.run.hypothesis_profile:
+        return ()
+    return (f"hypothesis profiles {baseline.run.hypothesis_profile!r} (baseline) and "
+            f"{candidate.run.hypothesis_profile!r} (candidate): scenario checks may observe different values from "
+            "run to run under a random or a different profile; make both runs with the same derandomised profile "
+            "(dev or ci, the defaults)",)
+
+
+def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c: Record | None) -> Change:
+    """One check × vendor: the first matching row of the module docstring's table."""
+    bs, cs = (Side.of(b) if b else None), (Side.of(c) if c else None)
+
+    def change(kind: str, regression: bool, note: str = "") -> Change:
+        return Change(kind, check, vendor, baseline_vendor, regression, bs, cs, note)
+
+    if cs is None:
+        assert bs is not None
+        return change("removed", True, "not in the candidate run: coverage lost (select the same checks as the "
+                                       "baseline run)")
+    if cs.outcome == "xpassed":
+        origins = ", ".join(sorted({str(d.get("origin", "declaration")) for d in cs.deviations})) or "declaration"
+        return change("stale_declaration", True, f"the declared deviation no longer happens; remove its "
+                                                 f"declaration ({origins})")
+    if bs is None or (bs.outcome == "skipped" and cs.outcome != "skipped"):
+        was = " (was skipped)" if bs else ""
+        return change("new", False, (first_line(cs.reason) + was) if cs.outcome not in GOOD else was.strip(" ()"))
+    if cs.outcome == "skipped":
+        if bs.outcome == "skipped":
+            return change("unchanged", False)
+        declared = bool(cs.deviations)
+        return change("lost_coverage", not declared,
+                      first_line(cs.reason) + (" (declared)" if declared else ": a skip never counts as a pass"))
+    if bs.outcome in GOOD and cs.outcome in BAD:
+        return change("regressed", True, first_line(cs.reason))
+    if bs.outcome in GOOD and cs.outcome in GOOD:
+        if bs.outcome != cs.outcome:
+            if cs.outcome == "xfailed":
+                return change("changed_but_declared", False, "now a declared deviation: " + _declared(cs))
+            return change("fixed", False, "the declared deviation is gone and no longer declared")
+        if bs.observed == cs.observed:
+            return change("unchanged", False)
+        covering = _covering(cs)
+        if covering is not None:
+            return change("changed_but_declared", False, "declared: " + _declared(cs, covering))
+        return change("regressed", True, "observed value changed and no declared deviation covers it")
+    # baseline bad (or a stale xpassed)
+    if cs.outcome == "passed":
+        return change("fixed", False)
+    if cs.outcome == "xfailed":
+        return change("changed_but_declared", False, "the failure is now declared: " + _declared(cs))
+    return change("still_failing", False, first_line(cs.reason))
+
+
+def _covering(side: Side) -> Mapping[str, Any] | None:
+    """The declaration of the candidate's observed value, else one that declares no value (outcome / model only)."""
+    exact = [d for d in side.deviations if "observed" in d and _canon(d["observed"]) == side.observed]
+    return next(iter(exact + [d for d in side.deviations if "observed" not in d]), None)
+
+
+def _declared(side: Side, deviation: Mapping[str, Any] | None = None) -> str:
+    """The declaration, one line: origin: reason (issue)."""
+    d = deviation or (side.deviations[0] if side.deviations else None)
+    if d is None:
+        return first_line(side.reason) or "declared"
+    issue = f" ({d['issue']})" if d.get("issue") else ""
+    return f"{d.get('origin', 'declared')}: {first_line(str(d.get('reason', '')))}{issue}"
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    line = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _canon(value: Any) -> Any:
+    """JSON's view of a value (tuples are lists, 1 == 1.0), so values from TOML, JSON and xdist compare alike."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def gate_files(baseline_path: str | os.PathLike[str], candidate_path: str | os.PathLike[str],
+               aliases: Sequence[tuple[str, str]] = ()) -> GateReport:
+    """Load both files (ResultsInputError on any problem) and compare them."""
+    baseline = read_results(baseline_path, "baseline")
+    candidate = read_results(candidate_path, "candidate")
+    return compare(baseline, candidate, aliases, os.fspath(baseline_path), os.fspath(candidate_path))

@@ -1,0 +1,120 @@
+"""What a token can do, asked of the token itself (mechanism list, and one try of each operation the checks build
+on). A missing capability is a skip that says which and why; scenario menus leave out the steps that need it.
+No check ever asks which vendor it runs on."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pytest
+from pkcs11 import KeyType, Mechanism, ObjectClass
+from pkcs11.constants import Attribute
+
+from .integrity import sweep_token
+from ..labels import label
+from .tokens import open_for_setup
+
+# capability -> what it is, for skip reasons
+CAPABILITIES = {
+    "aes_keygen": "session AES-128 key generation (C_GenerateKey, CKM_AES_KEY_GEN)",
+    "aes_cbc_pad": "AES-CBC-PAD encryption and decryption (CKM_AES_CBC_PAD)",
+    "sha256_digest": "SHA-256 digests (CKM_SHA256)",
+    "public_data_objects": "public session data objects (C_CreateObject, CKO_DATA, CKA_PRIVATE=false)",
+    "private_data_objects": "private session data objects (C_CreateObject, CKO_DATA, CKA_PRIVATE=true)",
+    # Not a skip reason but a quirk the harness must clean up after: the probe object is still there after its
+    # session closed (v3.0 §4.4: session objects are destroyed when their session closes).
+    "session_objects_end": "session objects that end with their session",
+}
+PROBE_LABEL = label("probe")
+
+# Scenario steps (op, or "use:WHAT") -> the capabilities they need: scenario menus are filtered with this.
+STEP_NEEDS: dict[str, tuple[str, ...]] = {
+    "encrypt_gen": ("aes_keygen", "aes_cbc_pad"),
+    "encrypt": ("aes_keygen", "aes_cbc_pad"),
+    "digest": ("sha256_digest",),
+    "use:digest": ("sha256_digest",),
+    "use:encrypt": ("aes_keygen", "aes_cbc_pad"),
+    "use:encrypt_gen": ("aes_keygen", "aes_cbc_pad"),
+    "use:attribute": ("aes_keygen",),
+    "use_partial": ("aes_keygen", "aes_cbc_pad"),
+}
+# A one-shot use that shows a session works, best first: a digest goes through python-pkcs11's operation lock
+# (what sharing a session is about); C_GenerateRandom needs no mechanism, so every token has one of the two.
+ONE_SHOT_USES = ("digest", "random")
+# Stress calls -> the capabilities they need.
+CALL_NEEDS: dict[str, tuple[str, ...]] = {"keygen": ("aes_keygen",), "attribute": ("aes_keygen",),
+                                          "digest": ("sha256_digest",), "random": ()}
+
+
+def probe(token: Any, pin: str) -> dict[str, str]:
+    """capability -> why it is missing, for every capability the token lacks (one try each, on a session of
+    its own; everything made is a session object and goes with the session)."""
+    missing: dict[str, str] = {}
+    mechanisms = set(token.slot.get_mechanisms())
+    for cap, mech in (("aes_keygen", Mechanism.AES_KEY_GEN), ("aes_cbc_pad", Mechanism.AES_CBC_PAD),
+                      ("sha256_digest", Mechanism.SHA256)):
+        if mech not in mechanisms:
+            missing[cap] = f"the token does not list {mech.name}"
+    session = open_for_setup(token, pin)
+    try:
+        key = None
+        if "aes_keygen" not in missing:
+            key = _try(missing, "aes_keygen", lambda: session.generate_key(KeyType.AES, 128, store=False))
+        if key is not None and "aes_cbc_pad" not in missing:
+            iv = b"\0" * 16
+            _try(missing, "aes_cbc_pad", lambda: _roundtrip(key, iv))
+        elif key is None:
+            missing.setdefault("aes_cbc_pad", "needs a session AES key, which the token cannot generate")
+        if "sha256_digest" not in missing:
+            _try(missing, "sha256_digest", lambda: session.digest(b"x", mechanism=Mechanism.SHA256))
+        for cap, private in (("public_data_objects", False), ("private_data_objects", True)):
+            _try(missing, cap, lambda: session.create_object({
+                Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: False, Attribute.PRIVATE: private,
+                Attribute.LABEL: PROBE_LABEL, Attribute.VALUE: b"probe"}))
+    finally:
+        session.close()
+    if sweep_token(token, pin, labels={PROBE_LABEL}):
+        missing["session_objects_end"] = "the token keeps session objects after their session is closed"
+    return missing
+
+
+def _roundtrip(key: Any, iv: bytes) -> None:
+    data = b"conformance" * 5
+    if key.decrypt(key.encrypt(data, mechanism_param=iv), mechanism_param=iv) != data:
+        raise ValueError("decryption gave other data")
+
+
+def _try(missing: dict[str, str], cap: str, call: Any) -> Any:
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - any refusal means the capability is missing; the reason says how
+        missing[cap] = f"the token refuses it ({type(exc).__name__})"
+        return None
+
+
+def missing_of(vendor: Any) -> Mapping[str, str]:
+    """The vendor's missing capabilities, in the executor child (LiveVendor) or in pytest (VendorRuntime)."""
+    live = getattr(vendor, "missing_capabilities", None)
+    if live is not None:
+        return live() if callable(live) else live
+    return vendor.facts.get("capabilities_missing", {})
+
+
+def require(vendor: Any, *caps: str) -> None:
+    """Skip the check, naming the capability and why, unless the token has every one of `caps`."""
+    missing = missing_of(vendor)
+    for cap in caps:
+        if cap in missing:
+            pytest.skip(f"token lacks {CAPABILITIES[cap]}: {missing[cap]}")
+
+
+def one_shot_use(vendor: Any) -> str:
+    """The first of ONE_SHOT_USES the token supports."""
+    missing = missing_of(vendor)
+    return next((use for use in ONE_SHOT_USES if not any(cap in missing for cap in STEP_NEEDS.get(f"use:{use}", ()))),
+                ONE_SHOT_USES[-1])
+
+
+def unsupported_steps(missing: Mapping[str, str]) -> frozenset[str]:
+    """The scenario steps (op or use:WHAT) the token cannot run."""
+    return frozenset(step for step, needs in STEP_NEEDS.items() if any(cap in missing for cap in needs))

@@ -1,0 +1,121 @@
+"""Small instruments the checks use: run a call on another thread and see whether it blocks, name an outcome."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import pkcs11
+import pytest
+from pkcs11 import ObjectClass
+from pkcs11.constants import Attribute
+
+from ..labels import label
+
+OK = "ok"
+# Objects the harness creates carry this label prefix, so leftovers are recognisable as ours.
+
+
+def outcome_of(call: Callable[[], Any]) -> str:
+    """'ok', or the class name of the PKCS#11 exception the call raised (other exceptions propagate)."""
+    try:
+        call()
+    except pkcs11.exceptions.PKCS11Error as exc:
+        return type(exc).__name__
+    return OK
+
+
+class ThreadCall:
+    """A call started on its own thread; the caller decides how long to wait before calling it blocked."""
+
+    def __init__(self, call: Callable[[], Any], name: str = "probe") -> None:
+        self._call = call
+        self._done = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"conformance-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.value = self._call()
+        except BaseException as exc:  # reported to the check, never swallowed
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def finished_within(self, seconds: float) -> bool:
+        return self._done.wait(seconds)
+
+    def result(self, timeout: float) -> Any:
+        """The call's value; re-raises its exception; TimeoutError if it is still blocked after timeout."""
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"{self._thread.name} still blocked after {timeout} s")
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class ParkedThread(ThreadCall):
+    """Runs one call, then stays alive (parked) until released: while it lives, no new thread can be given its
+    ident — which matters because threading.RLock tells owners apart by ident."""
+
+    def __init__(self, call: Callable[[], Any], name: str = "parked") -> None:
+        self._release = threading.Event()  # before the thread starts: _run waits on it
+        super().__init__(call, name)
+
+    def _run(self) -> None:
+        super()._run()
+        self._release.wait()
+
+    def release(self) -> None:
+        self._release.set()
+
+    def __enter__(self) -> ParkedThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# What a token answers when it does not support an object or operation the checks build on.
+REFUSED = (pkcs11.exceptions.AttributeValueInvalid, pkcs11.exceptions.TemplateInconsistent,
+           pkcs11.exceptions.FunctionNotSupported, pkcs11.exceptions.AttributeTypeInvalid)
+
+
+def harness_objects(tag: str = "obj") -> dict[Any, Any]:
+    """The search template for the data objects make_data_objects(tag=...) makes — and nothing else on the token
+    (a real partition has data objects of its own)."""
+    return {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: label(tag)}
+
+
+def make_data_objects(session: Any, count: int, *, private: bool = False, tag: str = "obj") -> list[Any]:
+    """Session (not token) data objects: they vanish with the session, so nothing is left behind on the token.
+    All carry the label harness_objects(tag) searches for.
+
+    A token that refuses public data objects (tpm2-pkcs11) gets private ones: they serve the same purpose for a
+    logged-in session. A token that refuses the kind asked for skips the check, saying so."""
+    def make(is_private: bool) -> list[Any]:
+        return [
+            session.create_object({
+                Attribute.CLASS: ObjectClass.DATA,
+                Attribute.TOKEN: False,
+                Attribute.PRIVATE: is_private,
+                Attribute.LABEL: label(tag),
+                Attribute.VALUE: b"conformance",
+            })
+            for i in range(count)
+        ]
+
+    try:
+        return make(private)
+    except REFUSED as exc:
+        first = type(exc).__name__
+    if not private:
+        try:
+            return make(True)
+        except REFUSED:
+            pass
+    kind = "private" if private else "public or private"
+    pytest.skip(f"token refuses {kind} session data objects ({first}), which this check searches for")
+

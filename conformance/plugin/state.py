@@ -1,0 +1,34 @@
+"""What this pytest process knows about the run, in config.stash (never module globals): the selected profiles,
+the session provider, limits, replays and the vendors brought up in this process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ..executor.parent import Limits
+from ..sut import ProviderFactory
+from ..vendor.profile import VendorProfile
+from ..vendor.runtime import VendorRuntime
+
+
+@dataclass
+class RunState:
+    """Everything this process knows about the run; lives in config.stash, never in module globals."""
+
+    profiles: dict[str, VendorProfile]
+    sut_spec: str
+    sut_factory: ProviderFactory
+    limits: Limits
+    hypothesis_profile: str
+    replays: dict[str, list[dict[str, Any]]]  # check id -> reproducers to run before exploring
+    check_timeout: float = 120.0
+    trace: bool = False
+    allow_risky: bool = False
+    runtimes: dict[str, VendorRuntime] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+
+
+STATE = pytest.StashKey[RunState]()

@@ -1,0 +1,1 @@
+"""The vendor profiles shipped with the harness (data; see TEMPLATE.toml)."""

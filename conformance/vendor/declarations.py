@@ -1,0 +1,50 @@
+"""Declared deviations: a vendor profile's, and the binding's (one place, keyed by python-pkcs11 version)."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import cache
+from importlib import resources
+from typing import Mapping
+
+import pytest
+
+from ..engine.params import ModelParams
+from .profile import Deviation, ProfileError, VendorProfile
+
+BINDING_FILE = "binding.toml"
+
+
+@cache
+def binding_deviations() -> tuple[Deviation, ...]:
+    """Deviations of python-pkcs11 itself, shipped with the harness (conformance/vendor/binding.toml)."""
+    text = resources.files(__package__).joinpath(BINDING_FILE).read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    unknown = set(data) - {"deviations"}
+    if unknown:
+        raise ProfileError(f"{BINDING_FILE}: unknown keys {sorted(unknown)}")
+    return tuple(Deviation.from_dict(d, f"{BINDING_FILE}: deviations[{i}]") for i, d in enumerate(data.get("deviations", [])))
+
+
+def applicable(check: str, profile: VendorProfile, versions: Mapping[str, str]) -> list[tuple[str, Deviation]]:
+    """(origin, deviation) pairs declared for this check that hold for these component versions."""
+    found = [("binding", d) for d in binding_deviations() if d.check == check and d.applies(versions)]
+    found += [(f"vendor {profile.name}", d) for d in profile.deviations if d.check == check and d.applies(versions)]
+    return found
+
+
+def model_params(profile: VendorProfile, versions: Mapping[str, str]) -> ModelParams:
+    """The engine model's parameters: defaults, then every applicable declared deviation's `model` settings."""
+    params = ModelParams()
+    for deviation in (*binding_deviations(), *profile.deviations):
+        if deviation.model and deviation.applies(versions):
+            params = params.declare(deviation.model.items())
+    return params
+
+
+def mark_for(origin: str, deviation: Deviation) -> pytest.MarkDecorator | None:
+    """A declared failing outcome becomes a strict xfail, so a deviation that stops happening is reported."""
+    if deviation.outcome not in ("failed", "error", "crashed", "hung"):
+        return None  # observed-value deviations are compared by the gate, not by pytest
+    where = f" ({deviation.issue})" if deviation.issue else ""
+    return pytest.mark.xfail(strict=True, reason=f"declared {origin} deviation: {deviation.reason}{where}")

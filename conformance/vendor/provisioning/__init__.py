@@ -1,0 +1,75 @@
+"""Provisioners (make a private, disposable token per worker, or use one as it is) and wrappers (p11-kit-proxy,
+pkcs11-spy between the binding and the module). Each kind lives in its own module and is named here once."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from .base import Provisioned, Provisioner, ProvisioningError, Stage, Wrapper
+
+if TYPE_CHECKING:
+    from ..profile import VendorProfile
+
+__all__ = ["PROVISIONERS", "WRAPPERS", "Provisioned", "Provisioner", "ProvisioningError", "Stage", "Wrapper",
+           "provisioner_for", "set_up"]
+
+# kind -> "module:Class" (imported only when used, so a profile validates without the tools installed)
+PROVISIONERS: dict[str, str] = {
+    "none": "existing:ExistingToken",
+    "softhsm2": "softhsm2:SoftHSM2",
+    "opencryptoki": "opencryptoki:OpenCryptoki",
+    "tpm2": "tpm2:TPM2",
+    "nss": "nss:NSSSoftokn",
+}
+WRAPPERS: dict[str, str] = {
+    "p11-kit": "p11kit:P11KitProxy",
+    "spy": "spy:PKCS11Spy",
+}
+
+
+def _load(spec: str) -> type:
+    module, _, cls = spec.partition(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
+
+
+def provisioner_for(profile: VendorProfile) -> Provisioner:
+    return _load(PROVISIONERS[profile.provisioning])()
+
+
+def set_up(profile: VendorProfile, workdir: Path, module: str, via: Sequence[str] = ()) -> Stage:
+    """Provision the profile's token and apply its wrappers (innermost first); on failure everything started
+    so far is stopped again before the ProvisioningError propagates."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stage = Stage(profile=profile, workdir=workdir, module=module, real_module=module, env=dict(profile.env),
+                  token_label=profile.token_label, token_uri=profile.token_uri)
+    try:
+        provisioner_for(profile).prepare(stage)
+        stage.ground_truth = stage.module  # the module itself, loaded by whatever wraps it: same instance
+        if not profile.disposable and "p11-kit" not in via:
+            _insert_tap(stage)  # innermost, guarding the real token (p11-kit stacks get it after the proxy)
+        for name in via:
+            _load(WRAPPERS[name])().apply(stage)
+            if stage.tap and "CONFORMANCE_TAP_MODULE" not in stage.env:
+                _insert_tap(stage)
+    except BaseException:
+        stage.close()
+        raise
+    return stage
+
+
+def _insert_tap(stage: Stage) -> None:
+    """Load the tap in place of the module so far: the binding and the ground truth share one instance (p11-kit-proxy
+    hands every C_GetFunctionList caller a new one), and on a token that is not disposable the tap refuses the
+    calls that would re-initialise it or change its PINs."""
+    from .native import build
+
+    tap = str(build("tap"))
+    stage.env["CONFORMANCE_TAP_MODULE"] = stage.module
+    if not stage.profile.disposable:
+        # A real token: C_InitToken, C_InitPIN and C_SetPIN are refused in the tap, before the module.
+        stage.env["CONFORMANCE_TAP_GUARD"] = "1"
+        stage.notes["guard"] = "C_InitToken, C_InitPIN and C_SetPIN are refused (token not disposable)"
+    stage.module = tap
+    stage.ground_truth = tap

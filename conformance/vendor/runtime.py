@@ -1,0 +1,185 @@
+"""A vendor made live for one pytest process: token provisioned, the module loaded in the executor child (never
+here), token found, PIN verified. The pytest process keeps only the facts and the executor."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..executor.parent import Executor, ExecutorError, Limits
+from ..live.integrity import Snapshot
+from ..pins import PinUnavailable, Secret, redact
+from .profile import VendorProfile
+from .provisioning import Provisioned, ProvisioningError, Stage, set_up
+
+
+INTEGRITY_TIMEOUT_S = 30.0  # loading the module again and looking at the token, after a crash
+
+
+class VendorUnavailable(RuntimeError):
+    """The vendor cannot be used as configured; the message is one line that names the fix (never a PIN)."""
+
+
+@dataclass
+class VendorRuntime:
+    """One vendor in one pytest process (one per xdist worker). Not a boundary type: never serialised."""
+
+    profile: VendorProfile
+    stage: Stage
+    provisioned: Provisioned
+    executor: Executor
+    at_start: Snapshot | None = None  # the token as this process found it (integrity.py)
+    siblings: list[Executor] = field(default_factory=list)  # further applications on the token, started on demand
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return self.executor.facts
+
+    @property
+    def library_version(self) -> str:
+        return str(self.facts.get("library", {}).get("version", "0.0"))
+
+    def user_pin(self) -> str:
+        return self.profile.user_pin.reveal()
+
+    def describe(self) -> dict[str, Any]:
+        return {"module": self.profile.module or "", **self.facts}
+
+    def snapshot(self, timeout: float | None = None) -> Snapshot:
+        """The token as the module's process sees it now (integrity.py); ExecutorError if that process cannot
+        answer — each caller says what that means at its moment."""
+        return Snapshot.from_dict(self.executor.ask("snapshot", timeout))
+
+    def integrity_note(self, timeout: float = INTEGRITY_TIMEOUT_S) -> str:
+        """After a crashed or hung check: is the token still present and intact? One line for the result.
+        Bounded: a module that no longer loads is said to, not taken for a vanished token."""
+        if self.at_start is None:
+            return ""
+        try:
+            now = self.snapshot(timeout)
+        except ExecutorError as exc:
+            return f"token integrity after the crash not checked: the module does not come up again ({exc})"
+        changes = now.changes_since(self.at_start)
+        if not changes:
+            return "token integrity after the crash: present and intact (flags and objects as at start)"
+        return "TOKEN NOT INTACT after the crash: " + "; ".join(changes)
+
+    def applications(self, n: int) -> list[Executor]:
+        """n applications (processes) on the token: this worker's executor and n-1 siblings, each started on first
+        use and kept for the run; ExecutorError if one does not come up."""
+        while len(self.siblings) < n - 1:
+            sibling = self.executor.sibling(f"app{len(self.siblings) + 1}", self.provisioned.sibling_env)
+            try:
+                sibling.ensure()
+            except BaseException:
+                sibling.close()
+                raise
+            self.siblings.append(sibling)
+        return [self.executor, *self.siblings[: n - 1]]
+
+    def stop(self) -> None:
+        try:
+            for sibling in self.siblings:
+                sibling.close()
+            self.executor.close()
+        finally:
+            self.stage.close()
+
+
+def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), sut: str = "",
+          trace: bool = False, verify_login: bool = False) -> VendorRuntime:
+    """Provision, start the executor child (which loads the module and finds the token); every failure is
+    VendorUnavailable with the fix. trace=True wraps the module in pkcs11-spy (if the profile does not already)."""
+    module = profile.module
+    if module is None:
+        raise VendorUnavailable(f"{profile.name}: module not found at {', '.join(profile.module_paths)}; "
+                                "install it or fix module.path in the profile")
+    via = list(profile.via) + (["spy"] if trace and "spy" not in profile.via else [])
+    pin_problem: PinUnavailable | None = None
+    try:
+        pin = profile.user_pin.reveal()
+    except PinUnavailable as exc:
+        # Reported after the module and token are known good: those faults are named first.
+        pin, pin_problem = "", exc
+    try:
+        stage = set_up(profile, workdir / "token", module, via)
+    except (ProvisioningError, PinUnavailable) as exc:
+        raise VendorUnavailable(f"{profile.name}: {exc}") from None
+    executor: Executor | None = None
+    try:
+        provisioned = stage.freeze()
+        init = {
+            "name": profile.name,
+            "module": provisioned.module,
+            "module_shown": module,
+            "real_module": module,
+            "ground_truth": provisioned.ground_truth,
+            "env": dict(provisioned.env),
+            "token_label": provisioned.token_label,
+            "token_uri": provisioned.token_uri,
+            "pin": pin,
+            "sut": sut,
+            "sys_path": [p for p in sys.path if p],  # so the child can import the --sut module and checks as we did
+        }
+        executor = Executor(init, workdir / "executor", limits, launcher=provisioned.launcher, cwd=provisioned.cwd)
+        try:
+            executor.ensure()
+        except ExecutorError as exc:
+            raise VendorUnavailable(f"{profile.name}: {exc}") from None
+        runtime = VendorRuntime(profile, stage, provisioned, executor)
+        if pin_problem is not None:
+            executor.close()
+            raise VendorUnavailable(f"{profile.name}: {pin_problem}")
+        if verify_login:
+            check_login(runtime)  # before the probe below logs in: a wrong PIN costs one try, not several
+        try:
+            executor.capabilities()
+            problem = executor.ask("sut_check").get("problem") if sut else None
+        except ExecutorError as exc:
+            raise VendorUnavailable(f"{profile.name}: {exc}") from None
+        if problem:
+            raise VendorUnavailable(redact(problem, [pin]))
+        executor.facts["stack"] = list(via)
+        if not profile.disposable and verify_login:
+            # Once per run, before any check (the preflight): leftovers of an earlier, killed run go first.
+            executor.facts["swept"] = executor.ask("sweep")["destroyed"]
+        try:
+            runtime.at_start = runtime.snapshot()
+        except ExecutorError as exc:
+            raise VendorUnavailable(f"{profile.name}: the token could not be inspected at start ({exc})") from None
+        return runtime
+    except BaseException:
+        if executor is not None:
+            executor.close()  # the module's process goes first, then its namespace and daemons
+        stage.close()
+        raise
+
+
+def check_login(runtime: VendorRuntime) -> None:
+    """Log in once and out again, so a wrong or locked PIN stops the run before any check (one failed try)."""
+    profile = runtime.profile
+    answer = runtime.executor.login_check()
+    problem = answer.get("problem")
+    if problem is None:
+        return
+    runtime.stop()
+    if problem == "wrong_pin":
+        raise VendorUnavailable(f"{profile.name}: the user PIN (from {profile.user_pin.source}) is wrong; "
+                                "set PKCS11_TOKEN_PIN or fix token.user_pin")
+    if problem == "locked":
+        raise VendorUnavailable(f"{profile.name}: the token's user PIN is locked; have the SO unlock it")
+    raise VendorUnavailable(f"{profile.name}: logging in failed ({answer.get('error')}); check the token and its PIN")
+
+
+def pins_of(profile: VendorProfile) -> list[str]:
+    """Every PIN value the profile resolves to, for redaction (missing ones are skipped)."""
+    values = []
+    for secret in (profile.user_pin, profile.so_pin):
+        if isinstance(secret, Secret):
+            try:
+                values.append(secret.reveal())
+            except PinUnavailable:
+                pass
+    return values
