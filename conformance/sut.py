@@ -8,6 +8,10 @@ from typing import Any, Callable, Protocol
 import pkcs11
 
 
+# The reference refcounted session (refsession.py): what --sut is when not given, and what run.sut then records.
+DEFAULT_SUT = "conformance.refsession:reference_session"
+
+
 class SessionProvider(Protocol):
     """The --sut contract: acquire() -> Session, release(), and `with provider as session:`."""
 

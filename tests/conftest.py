@@ -62,12 +62,23 @@ def vendors_dir(pytester: pytest.Pytester) -> Path:
     return directory
 
 
+# pytest options whose value is the next argument (so it is not a test path).
+_VALUED = {"-p", "-k", "-m", "-n", "-o", "-c", "--deselect", "--rootdir", "--basetemp"}
+
+
+def with_paths(args: tuple[str, ...], here: Path) -> tuple[str, ...]:
+    """The arguments with pytester's directory as the test path when they name none: with a vendor and no test
+    paths the plugin runs the shipped checks, while these inner runs mean the fake checks written here."""
+    positional = [a for i, a in enumerate(args) if not a.startswith("-") and (i == 0 or args[i - 1] not in _VALUED)]
+    return args if positional else (*args, str(here))
+
+
 @pytest.fixture
 def run_inner(pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
     """Run pytest in a subprocess in pytester's directory (PKCS#11 module state is per process)."""
 
     def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *with_paths(args, pytester.path), timeout=120)
 
     return run
 
@@ -78,7 +89,7 @@ def run_inner_inprocess(pytester: pytest.Pytester) -> Callable[..., pytest.RunRe
     here (usage errors; the preflight loads modules in a child process of its own)."""
 
     def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+        return pytester.runpytest_inprocess("-p", "no:cacheprovider", *with_paths(args, pytester.path))
 
     return run
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from conformance.vendor.declarations import binding_deviations
 from conformance.pins import REDACTED, PinUnavailable, Secret, redact
-from conformance.vendor.profile import OUTCOMES, PIN_ENV, VERSION_KEYS, Deviation, ProfileError, VendorProfile, load_profile
+from conformance.outcomes import OUTCOMES
+from conformance.vendor.profile import PIN_ENV, VERSION_KEYS, Deviation, ProfileError, VendorProfile, load_profile
 from conformance.vendor.registry import resolve
 
 VENDORS = Path(__file__).resolve().parent.parent / "conformance" / "profiles"

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from conformance import RESULTS_SCHEMA
 from conformance.results import document as results
-from conformance.results.records import LAYERS, OUTCOMES, Record, Reproducer
+from conformance.outcomes import LAYERS, OUTCOMES
+from conformance.results.records import Record, Reproducer
 from conformance.results.document import Results, ResultsWriter, RunInfo, load_results, write_atomic
 
 texts = st.text(max_size=30)

@@ -9,17 +9,22 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from hypothesis import HealthCheck, given, seed, settings
 
-from ..executor.parent import Executor
 from .judge import Verdict, describe, judge
 from .params import ModelParams
 from .schedule import Schedule, Trace
 from .families import FAMILIES, Family
 from .planning import Planner
 from .strategies import pinned_elsewhere, schedules, step_key
+
+
+class Runner(Protocol):
+    """What runs a schedule against the real module and returns what happened (executor/parent.py's Executor)."""
+
+    def run(self, schedule: Schedule) -> Trace: ...
 
 
 class ScheduleFailed(AssertionError):
@@ -47,7 +52,7 @@ class Exploration:
         return self.failure is None and not self.over_budget
 
 
-def _run_one(executor: Executor, schedule: Schedule, family: Family, params: ModelParams, found: Exploration) -> None:
+def _run_one(executor: Runner, schedule: Schedule, family: Family, params: ModelParams, found: Exploration) -> None:
     trace = executor.run(schedule)
     found.examples += 1
     if trace.reset_us:
@@ -64,7 +69,7 @@ class OverBudget(BaseException):
     of treating it as a failing example to shrink."""
 
 
-def explore(executor: Executor, family_name: str, params: ModelParams, replay: Iterable[Schedule] = (),
+def explore(executor: Runner, family_name: str, params: ModelParams, replay: Iterable[Schedule] = (),
             budget_s: float | None = None) -> Exploration:
     """Run the replays, then hypothesis-drawn schedules; stop at the first finding (minimal schedule), or when
     `budget_s` seconds have passed (found.over_budget; the examples run so far are counted)."""
@@ -118,7 +123,7 @@ def regressions(family: Family, params: ModelParams) -> list[Schedule]:
     return out
 
 
-def _replays_the_same(executor: Executor, failure: ScheduleFailed) -> bool:
+def _replays_the_same(executor: Runner, failure: ScheduleFailed) -> bool:
     """Determinism self-check: the minimal schedule, run again, must give the same outcomes."""
     again = executor.run(failure.schedule)
     return again.outcomes() == failure.trace.outcomes()

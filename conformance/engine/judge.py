@@ -73,7 +73,7 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
 
     for i, step in enumerate(schedule.steps):
         result = results.get(i, StepResult(i, "not_run"))
-        if result.status in ("crashed", "hung"):
+        if result.status in ("crashed", "hung"):  # a step's status (schedule.STATUSES)
             status = result.status
             cause = trace.crashed or ("no return within the step timeout" if status == "hung" else "")
             # Blamed on the layer that step exercises: a provider call that dies is the provider's finding.

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..executor.actions import FIXTURE_OBJECTS
 from .params import ACTIVE, OK, ModelParams
 from .schedule import Step
-from .vocabulary import ANY, BLOCKED, ENDS_WITH_LAST_ITEM, INVALID, ITEMS, KEYED, LOCK_RULE, ONE_SHOT, USE, USE_VALUES, Expectation, IterM, SessionM, Waiter, _one
+from .vocabulary import (
+    ANY, BLOCKED, ENDS_WITH_LAST_ITEM, FIXTURE_OBJECTS, INVALID, ITEMS, KEYED, LOCK_RULE, ONE_SHOT, USE, USE_VALUES,
+    Expectation, IterM, SessionM, Waiter, _one,
+)
 
 __all__ = ["ANY", "BLOCKED", "INVALID", "LOCK_RULE", "Expectation", "Model"]
 

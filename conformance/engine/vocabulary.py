@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..executor.actions import CHUNKS, FIXTURE_OBJECTS
 from .schedule import Step
+
+# The world every schedule starts in, shared with the executor that builds it (executor/actions.py): the fixture
+# session's public data objects that every search finds, and the chunks an encrypt generator is fed.
+FIXTURE_OBJECTS = 4
+CHUNKS = (b"a" * 32, b"b" * 32, b"c" * 32)  # AES-CBC-PAD generator input: 3 updates + final = 4 yields
 
 BLOCKED = "blocked"
 INVALID = frozenset({"raises:SessionHandleInvalid", "raises:SessionClosed"})

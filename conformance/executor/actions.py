@@ -15,12 +15,13 @@ import pkcs11
 from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
+from ..engine.vocabulary import CHUNKS, FIXTURE_OBJECTS
 from ..labels import label
 
-FIXTURE_OBJECTS = 4  # public session data objects every search sees
+__all__ = ["ACTIONS", "CHUNKS", "FIXTURE_LABEL", "FIXTURE_OBJECTS", "World"]
+
 FIXTURE_LABEL = label("fixture")  # the child starts with the run's tag in its environment
 SEARCH = {Attribute.CLASS: ObjectClass.DATA, Attribute.LABEL: FIXTURE_LABEL}
-CHUNKS = (b"a" * 32, b"b" * 32, b"c" * 32)  # AES-CBC-PAD generator input: 3 updates + final = 4 yields
 IV = bytes(16)
 
 

@@ -46,6 +46,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..outcomes import BAD, GOOD
 from ..results.records import Record
 from ..results.document import Results
 from ..results.reader import ResultsInputError, read_results
@@ -55,8 +56,6 @@ GATE_SCHEMA = "pkcs11-conformance/gate/1"
 # Classes in report order: the regression-capable ones first.
 CLASSES = ("regressed", "stale_declaration", "lost_coverage", "removed", "vendor_missing", "fixed",
            "changed_but_declared", "new", "still_failing", "unchanged")
-GOOD = frozenset({"passed", "xfailed"})
-BAD = frozenset({"failed", "error", "crashed", "hung"})
 ALL_CHECKS = "*"  # the check id of a vendor_missing entry
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from . import markers
+from ..outcomes import DIED, HARNESS
 from ..executor.checkrun import CHILD_ARGS
 from ..pins import redact
 
@@ -48,13 +49,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return True
     if outcome == "skipped":
         pytest.skip(message)
-    if outcome in ("crashed", "hung"):
+    if outcome in DIED:
         meta["status"] = outcome
         stacks = redact(result.get("stacks") or "", state.secrets)
         meta["integrity"] = runtime.integrity_note()
         pytest.fail(f"{message}\n{meta['integrity']}\n\n{stacks}".rstrip(), pytrace=False)
     if outcome == "error":  # the child could not import the check: ours, not the vendor's
-        meta["layer"] = "harness"
+        meta["layer"] = HARNESS
     where = result.get("where")
     pytest.fail(f"{message}\n{where}" if where else message, pytrace=False)
 

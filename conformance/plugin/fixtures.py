@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, NoReturn
 import pytest
 
 from . import markers
+from ..outcomes import DIED
 from ..vendor.declarations import applicable, mark_for, model_params
 from ..pins import redact
 from .state import STATE
@@ -139,7 +140,7 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
         meta["note"] = f"{rounds} rounds of {params}"
         status = result.get("status")
         integrity = ""
-        if status in ("crashed", "hung"):
+        if status in DIED:
             meta["status"] = status
             meta["integrity"] = vendor.integrity_note()
             integrity = "\n" + meta["integrity"]
@@ -227,7 +228,7 @@ def _fail_with(request: pytest.FixtureRequest, meta: dict[str, Any], vendor: Ven
     """Report a failing schedule: layer and crashed/hung status into the record, reproducer, readable program."""
     meta["layer"] = failure.verdict.layer
     integrity = ""
-    if failure.verdict.status in ("crashed", "hung"):
+    if failure.verdict.status in DIED:
         meta["status"] = failure.verdict.status
         meta["integrity"] = vendor.integrity_note()
         integrity = "\n" + meta["integrity"]

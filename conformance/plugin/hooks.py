@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from . import markers, options
+from ..outcomes import CHECK_LAYERS
 from .state import STATE, RunState
+from ..checks import CHECKS_DIR
 from ..engine import hypothesis_profiles
 from ..executor.parent import Limits
 from ..vendor.preflight import PreflightFailed
@@ -22,7 +24,6 @@ from ..results.records import PROPERTY
 from ..labels import ensure_run_tag
 from ..vendor.registry import resolve, search_dirs
 from ..results.document import Results, ResultsWriter, RunInfo
-from ..vendor.runtime import VendorRuntime, pins_of
 from ..sut import ProviderFactory, SutError, load_factory
 
 
@@ -54,6 +55,8 @@ def pytest_configure(config: pytest.Config) -> None:
         profiles = resolve(config.getoption(options.VENDOR), config.getoption(options.VENDOR_FILE), vendor_dirs(config))
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if profiles:
+        _select_checks(config)
     sut_spec = config.getoption(options.SUT)
     try:
         factory = load_factory(sut_spec)
@@ -80,7 +83,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{options.ALLOW_RISKY}: checks that can crash the module will run on {', '.join(real)}, whose token "
             "is not disposable; a crash under such load has wiped a token's store here — have a backup"), stacklevel=2)
     for profile in profiles:
-        state.secrets.extend(pins_of(profile))
+        state.secrets.extend(profile.pin_values())
     config.stash[STATE] = state
     ensure_run_tag()  # before xdist starts workers: they and every executor child inherit it (labels.py)
     if is_controller(config) and profiles:
@@ -95,6 +98,15 @@ def pytest_configure(config: pytest.Config) -> None:
         writer = ResultsWriter(Path(config.getoption(options.CONFORMANCE_JSON)), run, vendors)
         collector = ResultsCollector(config, writer, state.secrets, baseline=baseline)
         config.pluginmanager.register(collector, "conformance.collector")
+
+
+def _select_checks(config: pytest.Config) -> None:
+    """With a vendor selected and no test paths on the command line, run the shipped checks (and the directories
+    of the conformance_checks ini key beside them), wherever pytest runs: `pytest --vendor=NAME` needs no
+    checkout. Paths on the command line are run as given (add the shipped ones with --pyargs conformance.checks)."""
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        return
+    config.args[:] = [str(CHECKS_DIR), *(str(p) for p in config.getini(options.INI_CHECKS))]
 
 
 def _clear_traces(results: Path, profiles: list[VendorProfile]) -> None:
@@ -173,7 +185,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         assert mark is not None
         check_id = mark.args[0] if mark.args else None
         layer = mark.kwargs.get("layer")
-        if not check_id or layer not in ("module", "binding", "provider"):
+        if not check_id or layer not in CHECK_LAYERS:
             raise pytest.UsageError(f"{item.nodeid}: write @pytest.mark.check('area.name', layer='module|binding|provider', spec='...')")
         vendor = item.callspec.params.get("vendor") if hasattr(item, "callspec") else None
         if vendor is None:

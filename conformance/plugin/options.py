@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ..sut import DEFAULT_SUT
+
 VENDOR = "--vendor"
 VENDOR_FILE = "--vendor-file"
 VENDOR_DIR = "--vendor-dir"
@@ -19,10 +21,10 @@ ALLOW_RISKY = "--allow-risky"
 TRACE = "--call-trace"  # pytest owns --trace (pdb)
 
 INI_VENDOR_DIRS = "conformance_vendor_dirs"
+INI_CHECKS = "conformance_checks"
 
 DEFAULT_JSON = "reports/results.json"
 DEFAULT_HTML = "reports/report.html"
-DEFAULT_SUT = "conformance.refsession:reference_session"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -128,4 +130,11 @@ def add_options(parser: pytest.Parser) -> None:
         default=[],
         help="directories searched for vendor profiles NAME.toml, after --vendor-dir and before ./vendors and the "
         "shipped profiles",
+    )
+    parser.addini(
+        INI_CHECKS,
+        type="paths",
+        default=[],
+        help="your own checks (files or directories), run beside the shipped checks when --vendor is given "
+        "without test paths on the command line",
     )

@@ -17,11 +17,12 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from ..engine.schedule import Schedule
-from ..results.records import OUTCOMES, Record
-from .verdicts import FINDINGS, page_headline, unfinished_prefix, verdict
+from ..outcomes import FINDINGS, OUTCOMES
+from ..results.records import Record
+from ..sut import DEFAULT_SUT
+from .verdicts import page_headline, unfinished_prefix, verdict
 from ..results.document import Results
 
-DEFAULT_SUT = "conformance.refsession:reference_session"
 OBSERVED_CHARS = 48  # a cell shows this much of the observed value; the detail shows all of it
 NOTE_CHARS = 72
 SHORT_ID = 8

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
-if TYPE_CHECKING:
-    from .model import Column
+from ..outcomes import FINDINGS
 
-# Outcomes that are findings: something behaved other than the spec, docs or a declaration say.
-FINDINGS = ("failed", "crashed", "hung", "error")
+
+class ColumnSummary(Protocol):
+    """What the headline reads of a report column (report/model.py's Column)."""
+
+    run_id: str
+    label: str
+    findings: int
 
 
 def unfinished_prefix(exit_status: int | None) -> str:
@@ -41,7 +45,7 @@ def verdict(tally: Counter[str], total: int, findings: int, deviations: int, pre
     return text, "warn" if prefix else "good"
 
 
-def page_headline(columns: Sequence[Column], checks: int, findings: int) -> str:
+def page_headline(columns: Sequence[ColumnSummary], checks: int, findings: int) -> str:
     runs = len({c.run_id for c in columns})
     where = f"{len(columns)} column{plural(len(columns))} from {runs} run{plural(runs)}"
     if not findings:

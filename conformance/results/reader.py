@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from .. import RESULTS_SCHEMA
-from .records import OUTCOMES
+from ..outcomes import OUTCOMES
 from .document import Results
 
 FIX_FILE = "pass a results file written by pytest --conformance-json"

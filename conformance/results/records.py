@@ -7,8 +7,8 @@ from typing import Any, Mapping
 
 import pytest
 
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "crashed", "hung")
-LAYERS = ("module", "binding", "provider", "harness")
+from ..outcomes import DIED, HARNESS
+
 # Key under which a check's metadata rides on item.user_properties (serialised across xdist workers).
 PROPERTY = "conformance"
 
@@ -110,9 +110,9 @@ class RecordBuilder:
         if phases["teardown"][0] == "error" and outcome in ("passed", "xpassed", "xfailed"):
             outcome, reason = phases["teardown"]
         meta = state["meta"]
-        if outcome == "failed" and meta.get("status") in ("crashed", "hung"):
+        if outcome == "failed" and meta.get("status") in DIED:
             outcome = meta["status"]  # the executor child died or stuck: say so, not just "failed"
-        layer = "harness" if outcome == "error" else meta["layer"]
+        layer = HARNESS if outcome == "error" else meta["layer"]
         integrity = meta.get("integrity")
         if integrity and integrity not in (reason or ""):
             reason = f"{reason}\n{integrity}" if reason else integrity  # also when a declared xfail hides the failure

@@ -9,6 +9,8 @@ from typing import Mapping
 
 import pytest
 
+from ..outcomes import FINDINGS
+
 from ..engine.params import ModelParams
 from .profile import Deviation, ProfileError, VendorProfile
 
@@ -44,7 +46,7 @@ def model_params(profile: VendorProfile, versions: Mapping[str, str]) -> ModelPa
 
 def mark_for(origin: str, deviation: Deviation) -> pytest.MarkDecorator | None:
     """A declared failing outcome becomes a strict xfail, so a deviation that stops happening is reported."""
-    if deviation.outcome not in ("failed", "error", "crashed", "hung"):
+    if deviation.outcome not in FINDINGS:
         return None  # observed-value deviations are compared by the gate, not by pytest
     where = f" ({deviation.issue})" if deviation.issue else ""
     return pytest.mark.xfail(strict=True, reason=f"declared {origin} deviation: {deviation.reason}{where}")

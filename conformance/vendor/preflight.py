@@ -29,8 +29,6 @@ class PreflightFailed(RuntimeError):
 def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, trace: bool = False,
         post: bool = False, sut: str = "") -> dict[str, Any]:
     """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
-    from .runtime import pins_of
-
     # The child must import this very package, installed or not, and the --sut module as pytest did: sys.path.
     paths = [_PACKAGE_PARENT, *(p for p in sys.path if p), os.environ.get("PYTHONPATH")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(filter(None, paths)))}
@@ -51,7 +49,7 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
     try:
         answer = json.loads(proc.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
-        tail = redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}", pins_of(profile))
+        tail = redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}", profile.pin_values())
         raise PreflightFailed(f"{profile.name}: preflight failed ({tail}); run `pkcs11-conformance vendors`") from None
     if "error" in answer:
         raise PreflightFailed(answer["error"])
@@ -62,7 +60,7 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
     from .profile import ProfileError, load_profile
     from ..executor.parent import ExecutorError
     from ..live.integrity import Snapshot
-    from .runtime import VendorUnavailable, pins_of, start
+    from .runtime import VendorUnavailable, start
 
     try:
         profile = load_profile(profile_path)
@@ -88,7 +86,7 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
                 **facts, "integrity": {moment: runtime.at_start.to_dict()}}
     finally:
         runtime.stop()
-    print(json.dumps(json.loads(redact(json.dumps(facts), pins_of(profile)))))
+    print(json.dumps(json.loads(redact(json.dumps(facts), profile.pin_values()))))
     return 0
 
 

@@ -11,9 +11,10 @@ from typing import Any, Mapping
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from ..pins import Secret
+from ..outcomes import OUTCOMES
+from ..pins import PinUnavailable, Secret
+from .provisioning.kinds import PROVISIONERS, WRAPPERS
 
-OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "crashed", "hung")
 VERSION_KEYS = ("python-pkcs11", "library")
 PIN_ENV = {"user_pin": "PKCS11_TOKEN_PIN", "so_pin": "PKCS11_TOKEN_SO_PIN"}
 
@@ -118,6 +119,17 @@ class VendorProfile:
     # Checks the profile does not run (fnmatch patterns of check ids), each with the reason shown as the skip.
     skip: Mapping[str, str] = field(default_factory=dict)
 
+    def pin_values(self) -> list[str]:
+        """Every PIN value the profile resolves to, for redaction (PINs that cannot be resolved are skipped)."""
+        values = []
+        for secret in (self.user_pin, self.so_pin):
+            if secret is not None:
+                try:
+                    values.append(secret.reveal())
+                except PinUnavailable:
+                    pass
+        return values
+
     @property
     def module(self) -> str | None:
         """The first module path that exists on this machine, or None."""
@@ -173,8 +185,6 @@ class VendorProfile:
         env = module.get("env", {})
         if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
             raise ProfileError(f"{where}: module.env: expected a table of strings, e.g. env = {{ VAR = \"value\" }}")
-        from .provisioning import PROVISIONERS, WRAPPERS  # late: provisioning imports this module
-
         via = module.get("via", [])
         if not isinstance(via, list) or not all(isinstance(v, str) and v in WRAPPERS for v in via) or len(set(via)) != len(via):
             raise ProfileError(f"{where}: module.via: expected a list of distinct layers from {', '.join(sorted(WRAPPERS))}, "

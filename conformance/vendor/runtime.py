@@ -10,7 +10,7 @@ from typing import Any
 
 from ..executor.parent import Executor, ExecutorError, Limits
 from ..live.integrity import Snapshot
-from ..pins import PinUnavailable, Secret, redact
+from ..pins import PinUnavailable, redact
 from .profile import VendorProfile
 from .provisioning import Provisioned, ProvisioningError, Stage, set_up
 
@@ -171,15 +171,3 @@ def check_login(runtime: VendorRuntime) -> None:
     if problem == "locked":
         raise VendorUnavailable(f"{profile.name}: the token's user PIN is locked; have the SO unlock it")
     raise VendorUnavailable(f"{profile.name}: logging in failed ({answer.get('error')}); check the token and its PIN")
-
-
-def pins_of(profile: VendorProfile) -> list[str]:
-    """Every PIN value the profile resolves to, for redaction (missing ones are skipped)."""
-    values = []
-    for secret in (profile.user_pin, profile.so_pin):
-        if isinstance(secret, Secret):
-            try:
-                values.append(secret.reveal())
-            except PinUnavailable:
-                pass
-    return values

@@ -7,27 +7,16 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .base import Provisioned, Provisioner, ProvisioningError, Stage, Wrapper
+from .base import Provisioned, Provisioner, Stage, Wrapper
+from .errors import ProvisioningError
+from .kinds import PROVISIONERS, WRAPPERS
+from .native import build
 
 if TYPE_CHECKING:
     from ..profile import VendorProfile
 
 __all__ = ["PROVISIONERS", "WRAPPERS", "Provisioned", "Provisioner", "ProvisioningError", "Stage", "Wrapper",
            "provisioner_for", "set_up"]
-
-# kind -> "module:Class" (imported only when used, so a profile validates without the tools installed)
-PROVISIONERS: dict[str, str] = {
-    "none": "existing:ExistingToken",
-    "softhsm2": "softhsm2:SoftHSM2",
-    "opencryptoki": "opencryptoki:OpenCryptoki",
-    "tpm2": "tpm2:TPM2",
-    "nss": "nss:NSSSoftokn",
-}
-WRAPPERS: dict[str, str] = {
-    "p11-kit": "p11kit:P11KitProxy",
-    "spy": "spy:PKCS11Spy",
-}
-
 
 def _load(spec: str) -> type:
     module, _, cls = spec.partition(":")
@@ -63,8 +52,6 @@ def _insert_tap(stage: Stage) -> None:
     """Load the tap in place of the module so far: the binding and the ground truth share one instance (p11-kit-proxy
     hands every C_GetFunctionList caller a new one), and on a token that is not disposable the tap refuses the
     calls that would re-initialise it or change its PINs."""
-    from .native import build
-
     tap = str(build("tap"))
     stage.env["CONFORMANCE_TAP_MODULE"] = stage.module
     if not stage.profile.disposable:

@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Protocol, Sequence
 
 from ...pins import redact
+from .errors import ProvisioningError
+from .isolation import Isolation
 
 if TYPE_CHECKING:
     from ..profile import VendorProfile
-    from .isolation import Isolation
 
-
-class ProvisioningError(RuntimeError):
-    """A token could not be made; the message says what to install or fix (never a PIN)."""
+__all__ = ["Daemon", "Provisioned", "Provisioner", "ProvisioningError", "Stage", "Wrapper", "stop_pid"]
 
 
 @dataclass(frozen=True)
@@ -94,15 +93,11 @@ class Stage:
     # --- helpers for provisioners --------------------------------------------------------------------------
 
     def secrets(self) -> list[str]:
-        from ..runtime import pins_of
-
-        return pins_of(self.profile)
+        return self.profile.pin_values()
 
     def isolate(self) -> Isolation:
         """The vendor's private mount + IPC namespace (made on first use); later commands run inside it."""
         if self.isolation is None:
-            from .isolation import Isolation
-
             self.isolation = Isolation.start(self.workdir / "ns")
         return self.isolation
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import IO, Sequence
 
-from .base import ProvisioningError
+from .errors import ProvisioningError
 
 HOLDER = Path(__file__).with_name("holder.py")
 READY_TIMEOUT = 10.0  # s for unshare + python start-up

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..base import ProvisioningError
+from ..errors import ProvisioningError
 
 HERE = Path(__file__).resolve().parent
 
