@@ -45,13 +45,15 @@ def test_xpasses(vendor):
     pass
 
 
+# A check that takes a fixture the module's process cannot give runs in pytest, so it drives the module through
+# one of the driver fixtures (here: the executor itself).
 @pytest.mark.check("fake.setup_error", layer="module", spec="x")
-def test_setup_error(vendor, broken_setup):
+def test_setup_error(executor, broken_setup):
     pass
 
 
 @pytest.mark.check("fake.teardown_error", layer="module", spec="x")
-def test_teardown_error(vendor, broken_teardown):
+def test_teardown_error(executor, broken_teardown):
     pass
 
 

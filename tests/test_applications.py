@@ -46,8 +46,8 @@ def test_applications_are_separate_processes_on_one_token(runtime: VendorRuntime
     pids = [e.pids[-1] for e in executors]
     assert len(set(pids)) == 3 and os.getpid() not in pids
     for executor in executors:
-        answer = executor.ask("login_rounds", 30, rounds=3, start_at=0)
-        assert answer["error"] is None and answer["done"] == 3, answer
+        answer = executor.login_rounds(3, 0, 30)
+        assert answer.error is None and answer.done == 3, answer
     assert runtime.applications(2) == executors[:2]  # kept for the run, not started again
 
 
@@ -59,7 +59,7 @@ def test_siblings_write_no_call_trace(runtime: VendorRuntime) -> None:
     log = Path(runtime.provisioned.trace_log)
     sibling = runtime.applications(2)[1]
     before = log.stat().st_size
-    assert sibling.ask("login_rounds", 30, rounds=2, start_at=0)["error"] is None
+    assert sibling.login_rounds(2, 0, 30).error is None
     assert log.stat().st_size == before
     assert sorted(p.name for p in log.parent.iterdir() if p.name.startswith("spy")) == [log.name]
 
@@ -92,7 +92,7 @@ class _Steps:
         self.runtime = runtime
 
     def step(self, i: int, op: str) -> str:
-        return str(self.runtime.applications(i + 1)[i].ask("app", 30, op=op)["outcome"])
+        return self.runtime.applications(i + 1)[i].app_step(op, 30)
 
 
 def test_logout_check_fails_where_login_state_is_token_wide(shim_runtime: VendorRuntime) -> None:
@@ -101,7 +101,7 @@ def test_logout_check_fails_where_login_state_is_token_wide(shim_runtime: Vendor
     state is token-wide; the check names the refused login. The same SoftHSM without the fault passes it."""
     logout_is_per_application(_Steps(shim_runtime))  # sound: passes
     for executor in shim_runtime.applications(2):
-        executor.ask("app", 30, op="end")
+        executor.app_step("end", 30)
     # Only the sibling gets the fault (it is started now, with the provisioned sibling environment).
     shim_runtime.siblings.pop().close()
     shim_runtime.provisioned = replace(shim_runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": "C_Login=rv:0x100"})
@@ -116,6 +116,6 @@ def test_a_sibling_that_dies_or_stalls_is_told_apart(shim_runtime: VendorRuntime
     shim_runtime.provisioned = replace(shim_runtime.provisioned, sibling_env={"CONFORMANCE_FAULTS": f"C_Login={fault}"})
     sibling = shim_runtime.applications(2)[1]
     with pytest.raises(ExecutorError) as caught:
-        sibling.ask("login_rounds", 2, rounds=1, start_at=0)
-    assert caught.value.status == status
-    assert shim_runtime.executor.ask("login_rounds", 30, rounds=1, start_at=0)["error"] is None
+        sibling.login_rounds(1, 0, 2)
+    assert caught.value.outcome == status
+    assert shim_runtime.executor.login_rounds(1, 0, 30).error is None

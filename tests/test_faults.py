@@ -279,8 +279,9 @@ def test_reload_aborts(vendor):
     pass
 
 
+# Runs in pytest (it takes a driver fixture), so arming the fault does not need the module's process.
 @pytest.mark.check("fake.rearms", layer="module", spec="x")
-def test_rearm_device_error(vendor, request):
+def test_rearm_device_error(vendor, executor):
     FAULT_FILE.write_text("C_Initialize=rv:0x30\\n")
 
 
@@ -290,7 +291,7 @@ def test_reload_refused(vendor):
 
 
 @pytest.mark.check("fake.disarms", layer="module", spec="x")
-def test_disarm(vendor, request):
+def test_disarm(vendor, executor):
     FAULT_FILE.write_text("")
 
 

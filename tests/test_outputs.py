@@ -20,8 +20,8 @@ TESTS = Path(__file__).resolve().parent
 def fake_report(nodeid: str, when: str, vendor: str = "softhsm", worker: str | None = None) -> SimpleNamespace:
     """A stand-in for a TestReport carrying the plugin's check metadata (FakeReport)."""
     node = SimpleNamespace(gateway=SimpleNamespace(id=worker)) if worker else None
-    props = [("conformance", {"check": "login.x", "vendor": vendor, "layer": "module"})]
-    return SimpleNamespace(nodeid=nodeid, when=when, user_properties=props, node=node)
+    meta = {"check": "login.x", "vendor": vendor, "layer": "module"}
+    return SimpleNamespace(nodeid=nodeid, when=when, conformance=meta, node=node)
 
 
 def test_progress_counts_checks_per_vendor_once() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.executor.protocol import CallStress
+
 
 @pytest.mark.check("binding.concurrent_calls_survive", layer="binding",
                    spec="PKCS#11 v3.0 §5.4 C_Initialize (NULL: no multi-threaded access); python-pkcs11 docs, Concurrency")
@@ -14,4 +16,4 @@ def test_concurrent_calls_survive(stress):
     C_Initialize(NULL) tells the module nothing will call it from several threads at once. Four threads, each on a
     session of its own, generate keys and read attributes at once; the module must survive (run in the executor
     child: a crash or hang is reported as such, not as a dead test run)."""
-    stress({"mode": "calls", "threads": 4, "iterations": 300, "calls": ["keygen", "attribute", "random"]}, rounds=3)
+    stress(CallStress(threads=4, iterations=300, calls=("keygen", "attribute", "random")), rounds=3)

@@ -211,7 +211,7 @@ def _held(w: World, actor: int) -> Any:
     return w.provider_holds[actor][-1]
 
 
-def _use(w: World, actor: int, what: str) -> Any:
+def use(w: World, actor: int, what: str) -> Any:
     session = _held(w, actor)
     if what == "digest":
         session.digest(b"conformance", mechanism=Mechanism.SHA256)
@@ -261,7 +261,7 @@ ACTIONS: dict[str, Callable[..., Any]] = {
     "find_all": _find_all,
     "acquire": _acquire,
     "release": _release,
-    "use": _use,
+    "use": use,
     "use_partial": _use_partial,
     "fail_next_open": _fail_next_open,
 }

@@ -10,29 +10,28 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import TYPE_CHECKING, Any
 
 import pkcs11
 
-if TYPE_CHECKING:
-    from .child import Child
+from .host import ModuleHost
+from .protocol import AppAnswer, AppStep, LoginRounds, LoginRoundsAnswer
 
 MAX_WAIT_S = 5.0  # a start moment further away than this is a harness bug, not something to sleep through
 
 
-def login_rounds(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+def login_rounds(host: ModuleHost, command: LoginRounds) -> LoginRoundsAnswer:
     """From `start_at` (time.time()), `rounds` times: open a R/W session with the user PIN (C_OpenSession +
     C_Login, as Token.open does), close it. Stops at the first error: on a real token every failed C_Login may
     count toward a PIN lockout, so the loop never retries. The error's class only (modules may echo arguments)."""
-    rounds = int(msg["rounds"])
-    _fresh(child)
-    delay = float(msg["start_at"]) - time.time()
+    rounds = command.rounds
+    _fresh(host)
+    delay = command.start_at - time.time()
     if delay > 0:
         time.sleep(min(delay, MAX_WAIT_S))
     started = time.perf_counter()
     for i in range(rounds):
         try:
-            session = child.token.open(rw=True, user_pin=child.pin)
+            session = host.token.open(rw=True, user_pin=host.pin)
         except pkcs11.exceptions.PKCS11Error as exc:
             return _answer(i, started, error=type(exc).__name__)
         try:
@@ -42,45 +41,45 @@ def login_rounds(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
     return _answer(rounds, started)
 
 
-def _fresh(child: Child) -> None:
+def _fresh(host: ModuleHost) -> None:
     """This process is one application: its own earlier sessions (a fixture, a check's) would make it logged in
     already, and its login would then be refused as a second one (v3.0 §5.6.8) — not what is measured. Dangling
     iterators go first (their finalisers need their sessions), then every session of this process."""
     gc.collect()
-    child.close_everything()
+    host.close_everything()
 
 
-def _answer(done: int, started: float, error: str | None = None) -> dict[str, Any]:
-    return {"done": done, "error": error, "duration_s": round(time.perf_counter() - started, 4)}
+def _answer(done: int, started: float, error: str | None = None) -> LoginRoundsAnswer:
+    return LoginRoundsAnswer(done, error, round(time.perf_counter() - started, 4))
 
 
-def app_step(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+def app_step(host: ModuleHost, command: AppStep) -> AppAnswer:
     """One step of this process as an application of its own, for checks that interleave applications: `login`
     opens a R/W session with the user PIN and keeps it; `close` closes it as python-pkcs11 does (C_Logout, then
     C_CloseSession); `state` is its state per C_GetSessionInfo (ground truth); `end` closes every session of this
     process. The outcome is a word or an exception class, never a message."""
-    op = msg["op"]
+    op = command.op
     if op == "login":
-        _fresh(child)
+        _fresh(host)
         try:
-            child.app_session = child.token.open(rw=True, user_pin=child.pin)
+            host.app_session = host.token.open(rw=True, user_pin=host.pin)
         except pkcs11.exceptions.PKCS11Error as exc:
-            return {"outcome": type(exc).__name__}
-        return {"outcome": "ok"}
+            return AppAnswer(type(exc).__name__)
+        return AppAnswer("ok")
     if op == "end":
-        child.close_everything()
-        return {"outcome": "ok"}
-    session = child.app_session
+        host.close_everything()
+        return AppAnswer("ok")
+    session = host.app_session
     if session is None:
-        return {"outcome": "no session (log in first)"}
+        return AppAnswer("no session (log in first)")
     if op == "close":
-        child.app_session = None
+        host.app_session = None
         try:
             session.close()
         except pkcs11.exceptions.PKCS11Error as exc:
-            return {"outcome": type(exc).__name__}
-        return {"outcome": "ok"}
+            return AppAnswer(type(exc).__name__)
+        return AppAnswer("ok")
     if op == "state":
-        info = child.ground_truth.session_info(session.handle)
-        return {"outcome": "closed" if info is None else info.state.name}
-    return {"outcome": f"unknown op {op!r}"}
+        info = host.ground_truth.session_info(session.handle)
+        return AppAnswer("closed" if info is None else info.state.name)
+    return AppAnswer(f"unknown op {op!r}")

@@ -1,4 +1,4 @@
-"""Runs one check's body in the executor child: the function is imported by name and called with the child's
+"""Runs one check's body in the module's process: the function is imported by name and called with the child's
 live vendor; the outcome comes back as data (passed / failed with the message / skipped with the reason).
 
 Checks are plain functions: `assert ... , "message"`, pytest.raises, pytest.skip work as in the pytest process.
@@ -13,15 +13,15 @@ from typing import Any
 
 from ..live.vendor import LiveVendor
 from ..pins import redact
+from .protocol import CheckAnswer, LoginChecked, RunCheck
 
-CHILD_ARGS = ("vendor", "observe", "limits")  # what a check body can ask for when it runs in the child
+# What a check body can ask for when it runs in the module's process (besides its own parametrize values).
+CHILD_ARGS = ("vendor", "observe", "limits")
 
 
-def run_check(vendor: LiveVendor, msg: dict[str, Any]) -> dict[str, Any]:
-    """{"outcome", "message", "where", "observed"} for the check named in msg; never raises."""
+def run_check(vendor: LiveVendor, command: RunCheck) -> CheckAnswer:
+    """The outcome of the check named in the command; never raises."""
     import pytest
-
-    from .parent import Limits
 
     observed: list[Any] = []
 
@@ -29,35 +29,32 @@ def run_check(vendor: LiveVendor, msg: dict[str, Any]) -> dict[str, Any]:
         json.dumps(value)  # refuse what the results file could not hold, at the check that made it
         observed[:] = [value]
 
-    provided = {"vendor": vendor, "observe": observe, "limits": Limits(**msg.get("limits", {}))}
+    provided = {"vendor": vendor, "observe": observe, "limits": command.limits, **command.params}
     try:
-        function = getattr(importlib.import_module(msg["module"]), msg["function"])
+        function = getattr(importlib.import_module(command.module), command.function)
     except (ImportError, AttributeError) as exc:
-        return {"outcome": "error", "message": f"cannot import {msg['module']}.{msg['function']}: {exc}"}
-    kwargs = {name: provided[name] for name in msg["args"]}
-    out: dict[str, Any] = {"outcome": "passed"}
+        return CheckAnswer("error", f"cannot import {command.module}.{command.function}: {exc}")
+    kwargs = {name: provided[name] for name in command.args}
+    outcome, message, where = "passed", "", ""
     try:
         vendor.reset()
         function(**kwargs)
     except pytest.skip.Exception as exc:
-        out = {"outcome": "skipped", "message": str(exc.msg)}
+        outcome, message = "skipped", str(exc.msg)
     except BaseException as exc:  # noqa: BLE001 - every failure of the body is data for the parent
-        out = {"outcome": "failed", "message": f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-               "where": _where(exc, msg["module"])}
+        outcome = "failed"
+        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        where = _where(exc, command.module)
         exc.__traceback__ = None  # frames must not keep sessions or iterators alive past the reset
         del exc
     try:
         vendor.reset()
     except Exception as exc:  # noqa: BLE001
-        if out["outcome"] == "passed":
-            out = {"outcome": "failed", "message": f"reset after the check failed: {type(exc).__name__}: {exc}"}
-    if observed:
-        out["observed"] = observed[0]
+        if outcome == "passed":
+            outcome, message = "failed", f"reset after the check failed: {type(exc).__name__}: {exc}"
     # Modules and python-pkcs11 may echo arguments in exception text: the PIN never leaves this process.
-    for key in ("message", "where"):
-        if key in out:
-            out[key] = redact(out[key], [vendor.pin])
-    return out
+    return CheckAnswer(outcome, redact(message, [vendor.pin]), redact(where, [vendor.pin]),
+                       observed[0] if observed else None, bool(observed))
 
 
 def _where(exc: BaseException, module: str) -> str:
@@ -66,17 +63,17 @@ def _where(exc: BaseException, module: str) -> str:
     return "\n".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}: {f.line}" for f in frames[-3:])
 
 
-def login_check(vendor: LiveVendor) -> dict[str, Any]:
-    """Log in once and out again (one try): {"ok": true}, or {"problem": wrong_pin | locked | other, "error"}."""
+def login_check(vendor: LiveVendor) -> LoginChecked:
+    """Log in once and out again (one try): no problem, or wrong_pin | locked | other with the error class."""
     import pkcs11
 
     try:
         session = vendor.open_session(login=True, rw=True)
     except pkcs11.exceptions.PinIncorrect:
-        return {"problem": "wrong_pin"}
+        return LoginChecked("wrong_pin")
     except pkcs11.exceptions.PinLocked:
-        return {"problem": "locked"}
+        return LoginChecked("locked")
     except pkcs11.exceptions.PKCS11Error as exc:
-        return {"problem": "other", "error": type(exc).__name__}
+        return LoginChecked("other", type(exc).__name__)
     session.close()
-    return {"ok": True}
+    return LoginChecked()

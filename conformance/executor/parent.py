@@ -1,13 +1,12 @@
 """Parent side of the executor: a child process that holds the module and runs schedules; crash- and hang-proof.
 
-The pytest process never calls the module during a scenario. It sends a Schedule, reads back step results as
-they happen, and turns a dead child into `crashed` (with the signal) and a stuck one into `hung` (with every
-thread's stack), then starts a fresh child for the next example.
+The pytest process never calls the module. It sends commands (protocol.py), reads the answers, and turns a dead
+child into `crashed` (with the signal) and a stuck one into `hung` (with every thread's stack), then starts a
+fresh child for the next example or check.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -15,38 +14,48 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 from ..engine.schedule import Schedule, StepResult, Trace
+from .protocol import (
+    AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits, LoginCheck,
+    LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit, Ready,
+    RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, StepEvent, StressAnswer, SutCheck, SutChecked,
+    Sweep, Swept, TakeSnapshot, Wire, decode_answer, encode_command,
+)
 
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
+__all__ = ["Executor", "ExecutorError", "Limits", "StartFailed", "child_env"]
+
+A = TypeVar("A", bound=Wire)
+# The directory holding the `conformance` package, installed or a checkout: the child must import this very one.
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
+
+
+def child_env(extra: Mapping[str, str] = {}, paths: Sequence[str] = ()) -> dict[str, str]:
+    """The environment for a Python process of ours (the module's process, the preflight): this environment,
+    `extra` over it, and PYTHONPATH leading to this package first, then `paths`."""
+    parts = [PACKAGE_PARENT, *paths, os.environ.get("PYTHONPATH")]
+    return {**os.environ, **extra, "PYTHONPATH": os.pathsep.join(dict.fromkeys(filter(None, parts)))}
 
 
 class ExecutorError(RuntimeError):
     """The child could not be started or initialised, or died or stalled answering; the message says why."""
 
-    status = "crashed"  # or "hung": the child stopped answering without dying
+    outcome = "crashed"  # or "hung": the child stopped answering without dying
 
 
 class StartFailed(ExecutorError):
     """The child died ("crashed") or went silent ("hung") while loading the module; its stderr holds the stacks."""
 
-    def __init__(self, message: str, status: str) -> None:
+    def __init__(self, message: str, outcome: str) -> None:
         super().__init__(message)
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Limits:
-    block_window: float = 0.3  # how long a call expected to block is watched before the executor moves on
-    step_timeout: float = 1.0  # a call not expected to block that takes longer is `hung`
-    startup_timeout: float = 60.0
+        self.outcome = outcome
 
 
 class Executor:
-    def __init__(self, init: dict[str, Any], workdir: Path, limits: Limits = Limits(), *,
+    def __init__(self, init: ChildInit, workdir: Path, limits: Limits = Limits(), *,
                  launcher: Sequence[str] = (), cwd: str | None = None) -> None:
         self._init = init  # holds the PIN: never printed, only written to the child's stdin
         self.workdir = workdir
@@ -64,19 +73,18 @@ class Executor:
 
     def _start(self, timeout: float | None = None) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        stderr = open(self.workdir / f"child-{len(self.pids)}.stderr", "w")
-        env = {**os.environ, **self._init.get("env", {}),
-               "PYTHONPATH": os.pathsep.join(filter(None, [_PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))}
         self._stderr_path = self.workdir / f"child-{len(self.pids)}.stderr"
+        stderr = open(self._stderr_path, "w")
         self._proc = subprocess.Popen(
             [*self.launcher, sys.executable, "-X", "faulthandler", "-m", "conformance.executor.child"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, bufsize=1, cwd=self.cwd,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, env=child_env(self._init.env),
+            bufsize=1, cwd=self.cwd,
         )
         stderr.close()
         self._lines = queue.Queue()
         self._eof = False
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
-        self._send({"cmd": "init", **self._init})
+        self._send(self._init)
         wait = self.limits.startup_timeout if timeout is None else timeout
         reply = self._read(wait)
         if reply is None:
@@ -86,12 +94,13 @@ class Executor:
                 raise StartFailed(f"the module process did not finish loading the module in {wait:.0f} s", "hung")
             self._kill()
             raise StartFailed(f"the module process died while loading the module ({cause})", "crashed")
-        if reply.get("event") != "ready":
+        if not isinstance(reply, Ready):
             self.close()
             # A binding error may have no text (DeviceError from C_Initialize): then its class is the cause.
-            raise ExecutorError(reply.get("detail") or reply.get("error") or "the module process did not start")
-        self.pids.append(reply["pid"])
-        self.facts = self.facts or reply.get("facts", {})
+            detail = (reply.detail or reply.error) if isinstance(reply, Failed) else ""
+            raise ExecutorError(detail or "the module process did not start")
+        self.pids.append(reply.pid)
+        self.facts = self.facts or dict(reply.facts)
 
     @staticmethod
     def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
@@ -100,13 +109,13 @@ class Executor:
             lines.put(line)
         lines.put(None)  # EOF: the child is gone
 
-    def _send(self, msg: dict[str, Any]) -> None:
+    def _send(self, command: Wire) -> None:
         assert self._proc is not None and self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(msg) + "\n")
+        self._proc.stdin.write(encode_command(command) + "\n")
         self._proc.stdin.flush()
 
-    def _read(self, timeout: float) -> dict[str, Any] | None:
-        """The next message, or None when the child closed its output (died) or said nothing for `timeout` s."""
+    def _read(self, timeout: float) -> Wire | None:
+        """The next answer, or None when the child closed its output (died) or said nothing for `timeout` s."""
         try:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
@@ -114,7 +123,7 @@ class Executor:
         if line is None:
             self._eof = True
             return None
-        return json.loads(line)
+        return decode_answer(line)
 
     def _death(self) -> str:
         """Why the child stopped answering: a signal name or exit code if it died, else 'unresponsive'."""
@@ -154,42 +163,44 @@ class Executor:
     def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             try:
-                self._send({"cmd": "quit"})
+                self._send(Quit())
                 self._proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired, ValueError):
                 pass
         self._kill()
 
+    def _stopped(self) -> str:
+        """The child stopped answering: kill it; 'hung' if it was alive but silent, else 'crashed' (and why)."""
+        cause = self._death()
+        self._kill()
+        return cause
+
     # --- running -----------------------------------------------------------------------------------------
 
     def run(self, schedule: Schedule) -> Trace:
         self.ensure()
-        self._send({"cmd": "run", "schedule": schedule.to_dict(), "block_window": self.limits.block_window,
-                    "step_timeout": self.limits.step_timeout})
+        self._send(RunSchedule(schedule, self.limits))
         results: dict[int, StepResult] = {}
         budget = len(schedule.steps) * (self.limits.step_timeout + self.limits.block_window) + 10.0
         deadline = time.monotonic() + budget
         while True:
-            msg = self._read(max(0.0, deadline - time.monotonic()))
-            if msg is None:
+            answer = self._read(max(0.0, deadline - time.monotonic()))
+            if answer is None:
                 # Dead (crashed) or silent past every bound (hung without being able to say so).
-                cause = self._death()
-                self._kill()
+                cause = self._stopped()
                 status = "hung" if cause == "unresponsive" else "crashed"
                 return self._cut(schedule, results, status, crashed=None if status == "hung" else cause)
-            event = msg.pop("event")
-            if event == "step":
-                result = StepResult.from_dict(msg)
-                results[result.index] = result
-            elif event == "error":
-                raise ExecutorError(msg.get("detail") or msg.get("error", "executor error"))
-            elif event == "hung":
+            if isinstance(answer, StepEvent):
+                results[answer.result.index] = answer.result
+            elif isinstance(answer, Failed):
+                raise ExecutorError(answer.detail or answer.error or "executor error")
+            elif isinstance(answer, ScheduleHung):
                 self._kill()
-                return self._cut(schedule, results, "hung", stacks=msg["stacks"], at=msg["index"])
-            elif event == "done":
-                trace = Trace(tuple(results[i] for i in sorted(results)), reset_us=msg["reset_us"],
-                              run_us=msg.get("run_us", 0.0), final=msg["final"])
-                if msg.get("restart"):
+                return self._cut(schedule, results, "hung", stacks=answer.stacks, at=answer.index)
+            elif isinstance(answer, ScheduleDone):
+                trace = Trace(tuple(results[i] for i in sorted(results)), reset_us=answer.reset_us,
+                              run_us=answer.run_us, final=answer.final)
+                if answer.restart:
                     self._kill()
                 return trace
 
@@ -205,70 +216,79 @@ class Executor:
         )
         return Trace(out, crashed=crashed, stacks=stacks)
 
-    def check(self, module: str, function: str, args: Sequence[str], timeout: float) -> dict[str, Any]:
-        """Run one check's body in the child: {"outcome": passed|failed|skipped|crashed|hung, "message", ...}.
-        A child silent past `timeout` gets SIGABRT, so faulthandler writes every thread's stack before it dies."""
+    def check(self, module: str, function: str, args: Sequence[str], timeout: float,
+              params: Mapping[str, Any] = {}) -> CheckAnswer:
+        """Run one check's body in the child. A child silent past `timeout` gets SIGABRT, so faulthandler writes
+        every thread's stack before it dies: the answer is then hung."""
         try:
             # After a crash the module is loaded afresh for this check: that is bounded by its timeout too, and a
             # module that dies, stalls or refuses while loading is this check's outcome, not a harness error.
             self.ensure(min(timeout, self.limits.startup_timeout) if self.pids else None)
         except StartFailed as exc:
-            return {"outcome": exc.status, "message": f"{exc}, before the check could run", "stacks": self._stderr_tail()}
+            return CheckAnswer(exc.outcome, f"{exc}, before the check could run", stacks=self._stderr_tail())
         except ExecutorError as exc:
-            return {"outcome": "failed", "message": f"the module process could not load the module for the check: {exc}"}
-        self._send({"cmd": "check", "module": module, "function": function, "args": list(args),
-                    "limits": {"block_window": self.limits.block_window, "step_timeout": self.limits.step_timeout}})
-        msg = self._read(timeout)
-        if msg is not None:
-            msg.pop("event", None)
-            return msg
+            return CheckAnswer("failed", f"the module process could not load the module for the check: {exc}")
+        self._send(RunCheck(module, function, tuple(args), self.limits, dict(params)))
+        answer = self._read(timeout)
+        if isinstance(answer, CheckAnswer):
+            return answer
         if self._eof:
-            cause = self._death()
-            self._kill()
-            return {"outcome": "crashed", "message": f"the module process died ({cause}) during the check",
-                    "stacks": self._stderr_tail()}
+            cause = self._stopped()
+            return CheckAnswer("crashed", f"the module process died ({cause}) during the check",
+                               stacks=self._stderr_tail())
         self._abort()
-        return {"outcome": "hung", "message": f"the check did not finish in {timeout:.0f} s (--check-timeout)",
-                "stacks": self._stderr_tail()}
+        return CheckAnswer("hung", f"the check did not finish in {timeout:.0f} s (--check-timeout)",
+                           stacks=self._stderr_tail())
+
+    def ask(self, command: Wire, answer_type: type[A], timeout: float | None = None) -> A:
+        """One request/answer with the child; ExecutorError (outcome crashed or hung) if it dies or stays silent
+        (each of starting it and answering bounded by `timeout`, default the startup timeout)."""
+        wait = self.limits.startup_timeout if timeout is None else timeout
+        self.ensure(wait)
+        self._send(command)
+        answer = self._read(wait)
+        if not isinstance(answer, answer_type):
+            cause = self._stopped()
+            error = ExecutorError(f"the module process died or stalled during {command.NAME} ({cause})")
+            error.outcome = "hung" if cause == "unresponsive" else "crashed"
+            raise error
+        return answer
 
     def capabilities(self) -> dict[str, str]:
         """The token's missing capabilities (capability -> why), probed once in the child; kept in facts."""
         if "capabilities_missing" not in self.facts:
-            self.facts["capabilities_missing"] = self.ask("capabilities")["missing"]
+            self.facts["capabilities_missing"] = dict(self.ask(ProbeCapabilities(), Capabilities).missing)
         return self.facts["capabilities_missing"]
+
+    def snapshot(self, timeout: float | None = None) -> Mapping[str, Any]:
+        return self.ask(TakeSnapshot(), Snapshotted, timeout).snapshot
+
+    def sweep(self, prefix: str | None = None) -> int:
+        return self.ask(Sweep(prefix), Swept).destroyed
+
+    def sut_problem(self) -> str | None:
+        return self.ask(SutCheck(), SutChecked).problem
+
+    def login_rounds(self, rounds: int, start_at: float, timeout: float) -> LoginRoundsAnswer:
+        return self.ask(LoginRounds(rounds, start_at), LoginRoundsAnswer, timeout)
+
+    def app_step(self, op: str, timeout: float) -> str:
+        return self.ask(AppStep(op), AppAnswer, timeout).outcome
 
     def sibling(self, name: str, env: Mapping[str, str]) -> Executor:
         """Another process on the same module and token (another application), launched as this one is; `env`
         overrides some of its environment. Not started yet."""
-        init = {**self._init, "env": {**self._init["env"], **env}}
+        init = replace(self._init, env={**self._init.env, **env})
         return Executor(init, self.workdir.with_name(f"{self.workdir.name}-{name}"), self.limits,
                         launcher=self.launcher, cwd=self.cwd)
 
-    def ask(self, cmd: str, timeout: float | None = None, **args: Any) -> dict[str, Any]:
-        """One request/answer with the child (snapshot, sweep); ExecutorError if it dies or stays silent (each of
-        starting it and answering bounded by `timeout`, default the startup timeout)."""
-        wait = self.limits.startup_timeout if timeout is None else timeout
-        self.ensure(wait)
-        self._send({"cmd": cmd, **args})
-        msg = self._read(wait)
-        if msg is None or msg.get("event") != cmd:
-            cause = self._death()
-            self._kill()
-            error = ExecutorError(f"the module process died or stalled during {cmd} ({cause})")
-            error.status = "hung" if cause == "unresponsive" else "crashed"
-            raise error
-        msg.pop("event")
-        return msg
-
-    def login_check(self) -> dict[str, Any]:
+    def login_check(self) -> LoginChecked:
         self.ensure()
-        self._send({"cmd": "login_check"})
-        msg = self._read(self.limits.startup_timeout)
-        if msg is None:
-            cause = self._death()
-            self._kill()
-            return {"problem": "other", "error": f"the module process died ({cause}) while logging in"}
-        return msg
+        self._send(LoginCheck())
+        answer = self._read(self.limits.startup_timeout)
+        if isinstance(answer, LoginChecked):
+            return answer
+        return LoginChecked("other", f"the module process died ({self._stopped()}) while logging in")
 
     def _stderr_tail(self, limit: int = 20000) -> str:
         """faulthandler's dump (all threads) from the dead child's stderr, bounded."""
@@ -280,20 +300,13 @@ class Executor:
 
     def queue_floor(self, n: int = 20000) -> float:
         """The child's bare thread hand-off round trip in µs (benchmark baseline)."""
-        self.ensure()
-        self._send({"cmd": "floor", "n": n})
-        msg = self._read(60.0)
-        if msg is None or msg.get("event") != "floor":
-            raise ExecutorError("executor child did not measure the queue floor")
-        return float(msg["round_trip_us"])
+        return self.ask(MeasureFloor(n), Floor, 60.0).round_trip_us
 
-    def stress(self, params: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def stress(self, command: ProviderStress | CallStress, timeout: float) -> StressAnswer:
         self.ensure()
-        self._send({"cmd": "stress", **params})
-        msg = self._read(timeout)
-        if msg is None:
-            cause = self._death()
-            self._kill()
-            return {"status": "hung" if cause == "unresponsive" else "crashed", "cause": cause}
-        msg.pop("event", None)
-        return msg
+        self._send(command)
+        answer = self._read(timeout)
+        if isinstance(answer, StressAnswer):
+            return answer
+        cause = self._stopped()
+        return StressAnswer("hung" if cause == "unresponsive" else "crashed", cause=cause)

@@ -1,4 +1,4 @@
-"""Free-running stress inside the executor child: races that steps cannot force. Threads start together at a
+"""Free-running stress in the module's process: races that steps cannot force. Threads start together at a
 barrier with a tiny switch interval. Not replayable step by step — reports give the parameters to run it again.
 
 - run_stress: the session provider under test; threads loop acquire → use → release. The harness keeps its own
@@ -9,38 +9,34 @@ barrier with a tiny switch interval. Not replayable step by step — reports giv
 
 from __future__ import annotations
 
-import faulthandler
 import sys
-import tempfile
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from pkcs11 import KeyType, Mechanism
 from pkcs11.constants import Attribute
 
-from ..labels import label
-from .actions import World, _use
 from ..engine.families import FAMILIES
+from ..labels import label
+from .actions import World, use
+from .host import ModuleHost
+from .protocol import CallStress, ProviderStress, StressAnswer
+from .runner import thread_stacks
 
 _AES, _LABEL, _SHA256 = KeyType.AES, Attribute.LABEL, Mechanism.SHA256
-
-if TYPE_CHECKING:
-    from .child import Child
 
 MAX_VIOLATIONS = 5
 
 
-def run_stress(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+def run_stress(host: ModuleHost, command: ProviderStress) -> StressAnswer:
     """The provider under test, many threads at once (see the module docstring)."""
-    threads_n, iterations = int(msg["threads"]), int(msg["iterations"])
-    uses = list(msg.get("uses", ["digest"]))
-    timeout = float(msg.get("timeout", 10.0))
-    if child.factory is None:
-        return {"status": "error", "violations": ["stress needs the executor started with a --sut factory"]}
-    child.prepare(FAMILIES["provider"])  # the application starts logged out: the provider logs in
-    world: World = child._new_world()
-    provider = child.factory(world.open_session)
+    threads_n, iterations, uses, timeout = command.threads, command.iterations, command.uses, command.timeout
+    if host.factory is None:
+        return StressAnswer("error", ("stress needs the executor started with a --sut factory",))
+    host.prepare(FAMILIES["provider"])  # the application starts logged out: the provider logs in
+    world: World = host.new_world()
+    provider = host.factory(world.open_session)
     book = threading.Lock()
     state: dict[str, Any] = {"holders": 0, "current": None}
     violations: list[str] = []
@@ -73,7 +69,7 @@ def run_stress(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
                 state["current"] = session
             try:
                 world.provider_holds[number] = [session]
-                _use(world, number, uses[k % len(uses)])
+                use(world, number, uses[k % len(uses)])
             except Exception as exc:
                 violation(f"thread {number}, round {k}: use({uses[k % len(uses)]!r}) raised {type(exc).__name__}")
             finally:
@@ -85,20 +81,15 @@ def run_stress(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
                     violation(f"thread {number}, round {k}: release raised {type(exc).__name__}")
 
     started = time.perf_counter()
-    if not _free_run(worker, threads_n, "stress", msg, timeout):
-        return {"status": "hung", "violations": violations, "stacks": _stacks(), "restart": True}
+    if not _free_run(worker, threads_n, "stress", command.switch_interval, timeout):
+        return StressAnswer("hung", tuple(violations), thread_stacks(), restart=True)
     elapsed = time.perf_counter() - started
-    still_open = sum(1 for h in set(world.provider_handles) if child.ground_truth.session_info(h) is not None)
+    still_open = sum(1 for h in set(world.provider_handles) if host.ground_truth.session_info(h) is not None)
     if still_open:
         violations.append(f"{still_open} provider session(s) still open after every thread released")
-    child.close_everything()
-    return {
-        "status": "failed" if violations else "passed",
-        "violations": violations,
-        "open_calls": world.open_calls,
-        "operations": threads_n * iterations,
-        "elapsed_s": round(elapsed, 3),
-    }
+    host.close_everything()
+    return StressAnswer("failed" if violations else "passed", tuple(violations), open_calls=world.open_calls,
+                        operations=threads_n * iterations, elapsed_s=round(elapsed, 3))
 
 
 CALLS = {
@@ -109,17 +100,15 @@ CALLS = {
 }
 
 
-def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
+def run_calls(host: ModuleHost, command: CallStress) -> StressAnswer:
     """Several threads making PKCS#11 calls at the same time, each on a session of its own (or one shared):
     the binding releases the GIL around every call, so the module sees truly concurrent calls."""
-    threads_n, iterations = int(msg["threads"]), int(msg["iterations"])
-    calls = [CALLS[c] for c in msg["calls"]]
-    shared = bool(msg.get("shared", False))
-    timeout = float(msg.get("timeout", 10.0))
-    child.close_everything()  # start logged out, with no fixture: this opener logs in
-    opener = child.token.open(rw=True, user_pin=child.pin)
-    sessions = [opener if shared else child.token.open(rw=True) for _ in range(threads_n)]
-    needs_key = bool({"keygen", "attribute"} & set(msg["calls"]))
+    threads_n, iterations, timeout = command.threads, command.iterations, command.timeout
+    calls = [CALLS[c] for c in command.calls]
+    host.close_everything()  # start logged out, with no fixture: this opener logs in
+    opener = host.token.open(rw=True, user_pin=host.pin)
+    sessions = [opener if command.shared else host.token.open(rw=True) for _ in range(threads_n)]
+    needs_key = bool({"keygen", "attribute"} & set(command.calls))
     keys = [s.generate_key(_AES, 128, store=False, label=label("race")) if needs_key else None
             for s in sessions]
     errors: list[str] = []
@@ -133,17 +122,17 @@ def run_calls(child: Child, msg: dict[str, Any]) -> dict[str, Any]:
         except Exception as exc:
             errors.append(f"thread {n}: {type(exc).__name__}")
 
-    if not _free_run(worker, threads_n, "calls", msg, timeout):
-        return {"status": "hung", "violations": errors, "stacks": _stacks(), "restart": True}
-    child.close_everything()
-    return {"status": "failed" if errors else "passed", "violations": errors[:MAX_VIOLATIONS]}
+    if not _free_run(worker, threads_n, "calls", command.switch_interval, timeout):
+        return StressAnswer("hung", tuple(errors), thread_stacks(), restart=True)
+    host.close_everything()
+    return StressAnswer("failed" if errors else "passed", tuple(errors[:MAX_VIOLATIONS]))
 
 
-def _free_run(worker: Callable[[int], None], n: int, name: str, msg: dict[str, Any], timeout: float) -> bool:
+def _free_run(worker: Callable[[int], None], n: int, name: str, switch_interval: float, timeout: float) -> bool:
     """Run worker(0..n-1) on daemon threads under a tiny switch interval; False if any is still running at the
     timeout (the process must then be restarted: a thread is stuck inside the module or on a lock)."""
     previous = sys.getswitchinterval()
-    sys.setswitchinterval(float(msg.get("switch_interval", 1e-6)))
+    sys.setswitchinterval(switch_interval)
     try:
         workers = [threading.Thread(target=worker, args=(i,), name=f"{name}{i}", daemon=True) for i in range(n)]
         for t in workers:
@@ -155,9 +144,3 @@ def _free_run(worker: Callable[[int], None], n: int, name: str, msg: dict[str, A
         sys.setswitchinterval(previous)
     return not any(t.is_alive() for t in workers)
 
-
-def _stacks() -> str:
-    with tempfile.TemporaryFile("w+") as fh:
-        faulthandler.dump_traceback(fh, all_threads=True)
-        fh.seek(0)
-        return fh.read()

@@ -73,12 +73,6 @@ def describe(lib: Any, token: Any) -> dict[str, Any]:
     }
 
 
-def binding_version() -> str:
-    from importlib.metadata import version
-
-    return version("python-pkcs11")
-
-
 # python-pkcs11 raises these when a module is missing or is not a PKCS#11 library.
 LOAD_ERRORS = (pkcs11.exceptions.PKCS11Error, OSError)
 

@@ -14,8 +14,11 @@ from . import options
 from ..gate.compare import GateReport, compare
 from ..results.reader import ResultsInputError, parse_results
 from ..pins import redact
-from ..results.records import Record, RecordBuilder
+from ..results.records import Record
+from .recording import RecordBuilder
 from ..results.document import Results, ResultsWriter
+from ..report.html import write_report
+from ..gate.format import line, render_text
 
 
 def scrub(record: Record, secrets: list[str]) -> Record:
@@ -68,8 +71,6 @@ class ResultsCollector:
         doc = self.writer.flush(exit_status=int(session.exitstatus), stopped_early=stopped_early)
         if self.baseline is not None:
             self._gate(session, doc)
-        from ..report.html import write_report
-
         write_report(self.html_path, [doc], sources=[str(self.writer.path)])
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -92,8 +93,6 @@ class ResultsCollector:
         if self.gate_report is None:
             terminalreporter.write_line(f"gate: {self.gate_problem}", red=True)
             return
-        from ..gate.format import line, render_text
-
         failing = {line(c) for c in self.gate_report.regressions}
         text = render_text(self.gate_report).splitlines()
         terminalreporter.write_line(text[0], red=bool(failing), green=not failing, bold=True)

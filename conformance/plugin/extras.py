@@ -1,6 +1,6 @@
 """Outputs beside the results JSON: pytest-html and JUnit XML (each check's vendor, check id and layer travel with
 its report; pytest-html rows carry the outcome detail and the minimal schedule as extras), and live progress.
-Registered like the plugin (pytest11 entry point)."""
+A hook module of the plugin (plugin/__init__.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any, Generator
 
 import pytest
 
-from . import markers
-from ..engine.schedule import Schedule
 from ..pins import redact
-from .state import STATE
+from . import markers
+from .meta import CheckMeta, carried_by, meta_of
 from .progress import Progress
-from ..results.records import PROPERTY, check_properties
+from .state import STATE
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -32,17 +31,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker(markers.CHECK) is None:
             continue
-        meta = next((v for k, v in item.user_properties if k == PROPERTY), None)
-        if meta is not None:
-            item.user_properties += [("check", meta["check"]), ("vendor", meta["vendor"]), ("layer", meta["layer"])]
+        meta = meta_of(item)
+        if meta is not None:  # plain properties only: no metadata dict in the XML
+            item.user_properties += [("check", meta.check), ("vendor", meta.vendor), ("layer", meta.layer)]
 
 
-def _program(meta: dict[str, Any]) -> str | None:
-    rep = meta.get("reproducer")
-    if not rep:
-        return None
-    family = meta["check"].split(".", 1)[1] if meta["check"].startswith("scenario.") else "provider"
-    return Schedule.from_steps(family, rep["schedule"]).program()
+def _program(meta: CheckMeta) -> str | None:
+    return meta.reproducer.to_schedule().program() if meta.reproducer else None
 
 
 @pytest.hookimpl(wrapper=True)
@@ -50,13 +45,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.when != "call" or not item.config.pluginmanager.hasplugin("html"):
         return report
-    meta = check_properties(report)
+    meta = meta_of(item)
     if meta is None:
         return report
     from pytest_html import extras  # only with pytest-html active
 
     secrets = item.config.stash[STATE].secrets
-    detail = {k: meta.get(k) for k in ("check", "vendor", "layer", "spec", "observed", "deviations", "note")}
+    full = meta.to_dict()
+    detail = {k: full[k] for k in ("check", "vendor", "layer", "spec", "observed", "deviations", "note")}
     report.extras = [*getattr(report, "extras", []),
                      extras.json(json.loads(redact(json.dumps(detail, default=str), secrets)), name="conformance")]
     program = _program(meta)
@@ -73,6 +69,6 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
-    meta = check_properties(report) or {}
-    cells.insert(1, f"<td>{html.escape(str(meta.get('vendor', '')))}</td>")
-    cells.insert(2, f"<td>{html.escape(str(meta.get('layer', '')))}</td>")
+    meta = carried_by(report)
+    cells.insert(1, f"<td>{html.escape(meta.vendor if meta else '')}</td>")
+    cells.insert(2, f"<td>{html.escape(meta.layer if meta else '')}</td>")

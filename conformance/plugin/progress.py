@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ..results.records import check_properties
+from .meta import carried_by
 
 PROGRESS_INTERVAL_S = 10.0
 _VENDOR = re.compile(r"\[([^\]\[]+)\]$")
@@ -48,9 +48,9 @@ class Progress:
             self.running[key] = report.nodeid
         if report.when != "teardown":
             return
-        meta = check_properties(report)
+        meta = carried_by(report)
         if meta is not None:
-            self.done[meta["vendor"]] = self.done.get(meta["vendor"], 0) + 1
+            self.done[meta.vendor] = self.done.get(meta.vendor, 0) + 1
         self.running.pop(key, None)
         if time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
@@ -64,7 +64,6 @@ class Progress:
     def _write(self) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.total:
-            writer = getattr(reporter, "_tw", None)  # start on a fresh line, after pytest's progress dots
-            if writer is not None and writer.width_of_current_line:
+            if self.config.get_terminal_writer().width_of_current_line:  # after pytest's progress dots
                 reporter.write("\n")
             reporter.write_line(self.line())

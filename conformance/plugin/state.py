@@ -4,11 +4,11 @@ the session provider, limits, replays and the vendors brought up in this process
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from ..executor.parent import Limits
+from ..results.records import Reproducer
 from ..sut import ProviderFactory
 from ..vendor.profile import VendorProfile
 from ..vendor.runtime import VendorRuntime
@@ -23,7 +23,7 @@ class RunState:
     sut_factory: ProviderFactory
     limits: Limits
     hypothesis_profile: str
-    replays: dict[str, list[dict[str, Any]]]  # check id -> reproducers to run before exploring
+    replays: dict[str, list[Reproducer]]  # check id -> reproducers to run before exploring
     check_timeout: float = 120.0
     trace: bool = False
     allow_risky: bool = False

@@ -40,7 +40,7 @@ class RunInfo:
 
     @classmethod
     def new(cls, *, sut: str, hypothesis_profile: str, run_id: str | None = None) -> RunInfo:
-        from ..live.tokens import binding_version
+        from ..binding import binding_version
 
         return cls(
             id=run_id or uuid.uuid4().hex,

@@ -8,18 +8,17 @@ Run as: python -m conformance.vendor.preflight PROFILE.toml WORKDIR  → one JSO
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..executor.parent import child_env
 from ..pins import redact
 from .profile import VendorProfile
 
 TIMEOUT_S = 60.0
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
 
 class PreflightFailed(RuntimeError):
@@ -30,8 +29,7 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
         post: bool = False, sut: str = "") -> dict[str, Any]:
     """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
     # The child must import this very package, installed or not, and the --sut module as pytest did: sys.path.
-    paths = [_PACKAGE_PARENT, *(p for p in sys.path if p), os.environ.get("PYTHONPATH")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(filter(None, paths)))}
+    env = child_env(paths=[p for p in sys.path if p])
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "conformance.vendor.preflight", str(profile.source), str(workdir / profile.name),
@@ -73,7 +71,7 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
             # The end of the run: whatever a crashed or killed check left with the harness's label goes.
             from ..labels import run_prefix
 
-            runtime.executor.ask("sweep", prefix=run_prefix())  # this run's only: other runs may be live
+            runtime.executor.sweep(run_prefix())  # this run's only: other runs may be live
             try:
                 runtime.at_start = runtime.snapshot()
             except ExecutorError as exc:  # compared with the start: reported as a token that cannot be inspected

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..executor.parent import Executor, ExecutorError, Limits
+from ..executor.parent import Executor, ExecutorError
+from ..executor.protocol import ChildInit, Limits
 from ..live.integrity import Snapshot
 from ..pins import PinUnavailable, redact
 from .profile import VendorProfile
@@ -50,7 +51,7 @@ class VendorRuntime:
     def snapshot(self, timeout: float | None = None) -> Snapshot:
         """The token as the module's process sees it now (integrity.py); ExecutorError if that process cannot
         answer — each caller says what that means at its moment."""
-        return Snapshot.from_dict(self.executor.ask("snapshot", timeout))
+        return Snapshot.from_dict(self.executor.snapshot(timeout))
 
     def integrity_note(self, timeout: float = INTEGRITY_TIMEOUT_S) -> str:
         """After a crashed or hung check: is the token still present and intact? One line for the result.
@@ -110,19 +111,12 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
     executor: Executor | None = None
     try:
         provisioned = stage.freeze()
-        init = {
-            "name": profile.name,
-            "module": provisioned.module,
-            "module_shown": module,
-            "real_module": module,
-            "ground_truth": provisioned.ground_truth,
-            "env": dict(provisioned.env),
-            "token_label": provisioned.token_label,
-            "token_uri": provisioned.token_uri,
-            "pin": pin,
-            "sut": sut,
-            "sys_path": [p for p in sys.path if p],  # so the child can import the --sut module and checks as we did
-        }
+        init = ChildInit(
+            name=profile.name, module=provisioned.module, module_shown=module, real_module=module,
+            ground_truth=provisioned.ground_truth, env=dict(provisioned.env), token_label=provisioned.token_label,
+            token_uri=provisioned.token_uri, pin=pin, sut=sut,
+            sys_path=tuple(p for p in sys.path if p),  # so the child imports the --sut module and checks as we did
+        )
         executor = Executor(init, workdir / "executor", limits, launcher=provisioned.launcher, cwd=provisioned.cwd)
         try:
             executor.ensure()
@@ -136,7 +130,7 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
             check_login(runtime)  # before the probe below logs in: a wrong PIN costs one try, not several
         try:
             executor.capabilities()
-            problem = executor.ask("sut_check").get("problem") if sut else None
+            problem = executor.sut_problem() if sut else None
         except ExecutorError as exc:
             raise VendorUnavailable(f"{profile.name}: {exc}") from None
         if problem:
@@ -144,7 +138,7 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
         executor.facts["stack"] = list(via)
         if not profile.disposable and verify_login:
             # Once per run, before any check (the preflight): leftovers of an earlier, killed run go first.
-            executor.facts["swept"] = executor.ask("sweep")["destroyed"]
+            executor.facts["swept"] = executor.sweep()
         try:
             runtime.at_start = runtime.snapshot()
         except ExecutorError as exc:
@@ -161,7 +155,7 @@ def check_login(runtime: VendorRuntime) -> None:
     """Log in once and out again, so a wrong or locked PIN stops the run before any check (one failed try)."""
     profile = runtime.profile
     answer = runtime.executor.login_check()
-    problem = answer.get("problem")
+    problem = answer.problem
     if problem is None:
         return
     runtime.stop()
@@ -170,4 +164,4 @@ def check_login(runtime: VendorRuntime) -> None:
                                 "set PKCS11_TOKEN_PIN or fix token.user_pin")
     if problem == "locked":
         raise VendorUnavailable(f"{profile.name}: the token's user PIN is locked; have the SO unlock it")
-    raise VendorUnavailable(f"{profile.name}: logging in failed ({answer.get('error')}); check the token and its PIN")
+    raise VendorUnavailable(f"{profile.name}: logging in failed ({answer.error}); check the token and its PIN")

@@ -1,0 +1,214 @@
+"""Fixtures that drive the module's process from pytest: drawn scenarios (`scenario`), scripted ones (`play`),
+free-running stress (`stress`) and several applications on one token (`applications`).
+
+A check that takes one of these runs in pytest and reaches the module only through them; every other check body
+runs in the module's process (dispatch.py).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator, NoReturn
+
+import pytest
+
+from ..engine.explore import Exploration, ScheduleFailed, explore
+from ..engine.families import FAMILIES
+from ..engine.judge import judge
+from ..engine.params import ModelParams
+from ..engine.planning import plan
+from ..engine.schedule import Step, Trace
+from ..engine.strategies import step_key
+from ..executor.parent import Executor, ExecutorError
+from ..executor.protocol import CallStress, LoginRoundsAnswer, ProviderStress, StressAnswer
+from ..live.capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, one_shot_use, require, unsupported_steps
+from ..outcomes import DIED
+from ..results.records import Reproducer
+from ..vendor.declarations import model_params
+from ..vendor.runtime import VendorRuntime
+from .fixtures import versions_of
+from .meta import META, update
+from .state import STATE
+
+# Fixtures a check drives the module's process through: a check that takes one runs in pytest.
+DRIVERS = ("scenario", "play", "stress", "applications", "executor")
+
+# The provider stress uses only calls python-pkcs11 serialises with the session's lock: unserialised concurrent
+# calls (random, key generation, attribute reads) crash or hang SoftHSM initialised without locking — the
+# binding's finding (binding.concurrent_calls_survive), not the provider's.
+ONE_SHOT = "one-shot"  # in a stress's uses: the token's own one-shot use (capabilities.one_shot_use)
+STRESS = ProviderStress(threads=4, iterations=150, uses=(ONE_SHOT, "search"))
+STRESS_ROUNDS = 3
+STRESS_TIMEOUT_S = 15.0  # a round takes well under a second; past this it is hung
+
+
+def _died(item: pytest.Item, vendor: VendorRuntime, outcome: str) -> str:
+    """The module's process crashed or hung: record it and whether the token is intact; the integrity line."""
+    integrity = vendor.integrity_note()
+    update(item, died=outcome, integrity=integrity)
+    return integrity
+
+
+@pytest.fixture
+def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[..., StressAnswer]:
+    """Free-running stress in the module's process (barrier start, tiny switch interval): the provider under test
+    by default (ProviderStress), or raw concurrent calls (CallStress)."""
+
+    def run(command: ProviderStress | CallStress = STRESS, rounds: int = STRESS_ROUNDS) -> StressAnswer:
+        missing = missing_of(vendor)
+        if isinstance(command, CallStress):  # raw concurrent calls: only those the token supports
+            usable = tuple(c for c in command.calls if not any(cap in missing for cap in CALL_NEEDS[c]))
+            if not usable:
+                require(vendor, *{cap for c in command.calls for cap in CALL_NEEDS[c]})
+            command = CallStress(**{**command.to_dict(), "calls": usable})
+        else:
+            uses = tuple(one_shot_use(vendor) if u == ONE_SHOT else u for u in command.uses)
+            for use in uses:
+                require(vendor, *STEP_NEEDS.get(f"use:{use}", ()))
+            command = ProviderStress(**{**command.to_dict(), "uses": uses})
+        answer = StressAnswer("passed")
+        for _ in range(rounds):
+            answer = executor.stress(command, timeout=STRESS_TIMEOUT_S)
+            if answer.outcome != "passed":
+                break
+        described = {k: v for k, v in command.to_dict().items() if k != "timeout"}
+        update(request.node, note=f"{rounds} rounds of {described}")
+        integrity = "\n" + _died(request.node, vendor, answer.outcome) if answer.outcome in DIED else ""
+        if answer.outcome != "passed":
+            detail = "\n".join(answer.violations) or answer.cause
+            pytest.fail(f"stress {answer.outcome}: {detail}{integrity}\n\nnot replayable step by step; run it again "
+                        f"with -k '{request.node.name}' (parameters: {described})"
+                        + (f"\n\n{answer.stacks}" if answer.stacks else ""), pytrace=False)
+        return answer
+
+    return run
+
+
+APPLICATIONS_START_S = 0.5  # from now to the common start moment: time for every process to get the request
+APPLICATIONS_TIMEOUT_S = 60.0  # a login round or a step takes milliseconds; past this the process is stuck
+
+
+class Applications:
+    """Several applications (processes) on the vendor's token: application 0 is the worker's executor, the others
+    its siblings (VendorRuntime.applications). A module process that dies or stalls makes the check crashed or
+    hung."""
+
+    def __init__(self, item: pytest.Item, vendor: VendorRuntime) -> None:
+        self.item, self.vendor = item, vendor
+        self.used: set[int] = set()
+
+    def _executors(self, n: int) -> list[Executor]:
+        try:
+            return self.vendor.applications(n)
+        except ExecutorError as exc:
+            pytest.fail(f"{self.vendor.profile.name}: a further process on the token did not come up ({exc})",
+                        pytrace=False)
+
+    def _crashed(self, which: str, exc: ExecutorError) -> NoReturn:
+        pytest.fail(f"{which}: {exc}\n{_died(self.item, self.vendor, exc.outcome)}", pytrace=False)
+
+    def login_rounds(self, n: int, rounds: int) -> list[LoginRoundsAnswer]:
+        """n processes, each logging in and out `rounds` times from one common moment (executor/applications.py):
+        what a service's worker processes do when they start together."""
+        executors = self._executors(n)
+        start_at = time.time() + APPLICATIONS_START_S
+        with ThreadPoolExecutor(n) as pool:
+            futures = [pool.submit(e.login_rounds, rounds, start_at, APPLICATIONS_TIMEOUT_S) for e in executors]
+            answers: list[LoginRoundsAnswer] = []
+            for i, future in enumerate(futures):
+                try:
+                    answers.append(future.result())
+                except ExecutorError as exc:
+                    self._crashed(f"application {i} of {n}", exc)
+        update(self.item, note=f"{n} processes x {rounds} rounds of Token.open(user_pin=...) + close, from one moment")
+        return answers
+
+    def step(self, i: int, op: str) -> str:
+        """Application i does `op` (executor/applications.app_step: login, close, state); its outcome."""
+        executor = self._executors(i + 1)[i]
+        self.used.add(i)
+        try:
+            return executor.app_step(op, APPLICATIONS_TIMEOUT_S)
+        except ExecutorError as exc:
+            self._crashed(f"application {i}, {op}", exc)
+
+    def end(self) -> None:
+        """Every application that took steps closes its sessions (also after a failed check)."""
+        for i in sorted(self.used):
+            try:
+                self.vendor.applications(i + 1)[i].app_step("end", APPLICATIONS_TIMEOUT_S)
+            except ExecutorError:
+                pass  # a dead process has no sessions left; the next check restarts it
+
+
+@pytest.fixture
+def applications(request: pytest.FixtureRequest, vendor: VendorRuntime) -> Iterator[Applications]:
+    """Several applications (processes) on the vendor's token; see Applications."""
+    apps = Applications(request.node, vendor)
+    yield apps
+    apps.end()
+
+
+def _fail_with(item: pytest.Item, vendor: VendorRuntime, failure: ScheduleFailed, deterministic: bool | None,
+               hypothesis_note: str | None) -> NoReturn:
+    """Report a failing schedule: the layer it blames and a crash or hang into the record, the reproducer, the
+    readable program."""
+    update(item, layer=failure.verdict.layer, reproducer=Reproducer.of(failure.schedule, hypothesis_note))
+    integrity = "\n" + _died(item, vendor, failure.verdict.status) if failure.verdict.status in DIED else ""
+    determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
+                   None: ""}[deterministic]
+    pytest.fail(f"{failure}{integrity}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} "
+                f"--replay=RESULTS.json -k '{item.name}'", pytrace=False)
+
+
+def _params(vendor: VendorRuntime) -> ModelParams:
+    unsupported = unsupported_steps(missing_of(vendor))
+    return model_params(vendor.profile, versions_of(vendor)).declare([("unsupported_steps", unsupported)])
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[[str], Exploration]:
+    """Explore one scenario family on the vendor; a finding fails the check with the minimal schedule."""
+    state = request.config.stash[STATE]
+    item = request.node
+
+    def run(family: str) -> Exploration:
+        replay = [r.to_schedule(family) for r in state.replays.get(item.stash[META].check, [])]
+        try:
+            found = explore(executor, family, _params(vendor), replay, budget_s=state.check_timeout)
+        except ExecutorError as exc:
+            pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
+        observed = {point: sorted(values) for point, values in sorted(found.observed.items())} or None
+        update(item, observed=observed,
+               note=f"{found.examples} examples ({state.hypothesis_profile} profile), executor restarts: {executor.restarts}")
+        if found.failure is not None:
+            _fail_with(item, vendor, found.failure, found.deterministic, found.hypothesis_note)
+        if found.over_budget:
+            pytest.fail(f"exploration stopped at --check-timeout={state.check_timeout:g} s after {found.examples} "
+                        "examples, without a finding so far; raise --check-timeout for a slow module", pytrace=False)
+        return found
+
+    return run
+
+
+@pytest.fixture
+def play(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Executor) -> Callable[..., Trace]:
+    """Run a fixed list of steps in the executor child, judged by the model like any drawn schedule: a scripted
+    scenario. Returns the trace (for characterising checks to read a step's outcome)."""
+
+    def run(family: str, *steps: Step) -> Trace:
+        params = _params(vendor)
+        for step in steps:
+            require(vendor, *STEP_NEEDS.get(step_key(step), ()))
+        schedule = plan(FAMILIES[family], params, steps)
+        try:
+            trace = executor.run(schedule)
+        except ExecutorError as exc:
+            pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
+        verdict = judge(schedule, trace, FAMILIES[family].new_model(params))
+        if verdict.failed:
+            _fail_with(request.node, vendor, ScheduleFailed(schedule, trace, verdict), None, None)
+        return trace
+
+    return run
