@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from hypothesis import settings  # noqa: E402
 
 from conformance.engine import hypothesis_profiles  # noqa: E402
-from conformance.executor.parent import Executor, Limits  # noqa: E402
+from conformance.executor.parent import Executor  # noqa: E402
 from conformance.engine.families import FAMILIES  # noqa: E402
 from conformance.engine.params import ModelParams  # noqa: E402
 from conformance.engine.planning import plan  # noqa: E402
@@ -36,10 +36,8 @@ CHEAP = {"random": {}, "digest": {}}
 
 
 def executor_for(runtime, workdir: Path, sut: str) -> Executor:
-    p = runtime.provisioned
-    init = {"module": p.module, "ground_truth": p.ground_truth, "env": dict(p.env), "token_label": p.token_label,
-            "token_uri": p.token_uri, "pin": runtime.user_pin(), "sut": sut, "sys_path": sys.path}
-    return Executor(init, workdir, Limits(), launcher=p.launcher, cwd=p.cwd)
+    """A process like the vendor's own executor, with `sut` as its session provider."""
+    return runtime.executor.sibling(workdir.name, sut=sut)
 
 
 def per_step_overhead(executor: Executor, steps: int, op: str) -> tuple[float, float]:
@@ -66,7 +64,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--faulty", action="store_true", help="also time catching each faulty provider")
     args = parser.parse_args()
-    runtime = start(load_profile(REPO / "vendors" / "softhsm.toml"), Path(tempfile.mkdtemp(prefix="bench-")))
+    runtime = start(load_profile(REPO / "conformance" / "profiles" / "softhsm.toml"), Path(tempfile.mkdtemp(prefix="bench-")))
     executor = executor_for(runtime, Path(tempfile.mkdtemp(prefix="bench-exec-")), "conformance.refsession:reference_session")
     try:
         floor = statistics.median(executor.queue_floor() for _ in range(5))

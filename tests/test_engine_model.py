@@ -361,3 +361,75 @@ def test_owner_consume_is_unaffected_by_the_declared_finding() -> None:
     play = _searching(ModelParams(nonowner_finish_keeps_lock=True), family="release")
     assert play.do(0, "consume", iterator="it0").allowed == _one("ok:3")
     assert not play.model.sessions["s0"].stuck
+
+
+# --- the per-operation tables (semantics.OPS, vocabulary.py) ----------------------------------------------------
+
+
+def test_an_operation_outside_the_table_is_not_judged() -> None:
+    """A step whose op has no row in semantics.OPS expects anything and changes nothing."""
+    play = Play()
+    step = Step(0, "no_such_op", {})
+    assert play.model.expect(0, step) is ANY
+    assert play.model.advance(0, 0, step, "ok") == [] and play.model.sessions == {}
+
+
+def test_every_step_a_family_offers_has_a_row() -> None:
+    """Every op the families' menus offer has a row in semantics.OPS: one without would never be judged (ANY)."""
+    from conformance.engine.semantics import OPS
+
+    offered: set[str] = set()
+    for name, family in FAMILIES.items():
+        for pick in range(6):  # walks taking different menu entries, advanced with first-allowed outcomes
+            play, counter = Play(name), {}
+            for i in range(family.max_steps):
+                actor = i % family.max_actors
+                options = family.candidates(play.model, actor, counter)
+                if actor in play.model.blocked_actors() or not options:
+                    continue
+                step = options[(pick * 7 + i) % len(options)]
+                offered.add(step.op)
+                play.do(actor, step.op, **step.args)
+                if isinstance(ref := step.args.get("ref"), str):
+                    counter[ref.rstrip("0123456789")] = counter.get(ref.rstrip("0123456789"), 0) + 1
+    assert len(offered) > 10 and offered <= set(OPS)
+
+
+def test_every_operation_kind_has_a_concurrency_rule() -> None:
+    """CONCURRENT answers for every module operation a call or generator starts, with or without a search active,
+    and each point it names is a ModelParams field (the outcomes that pass)."""
+    from dataclasses import fields
+
+    from conformance.engine.vocabulary import CONCURRENT, ITEMS, ONE_SHOT
+
+    kinds = {c.kind for c in ONE_SHOT.values()} | set(ITEMS)
+    assert {(k, s) for k in kinds for s in (False, True)} == set(CONCURRENT)
+    points = {point for point, _ in CONCURRENT.values() if point is not None}
+    assert points <= {f.name for f in fields(ModelParams)}
+
+
+def test_provider_use_is_predicted_as_the_call_it_makes() -> None:
+    """use(digest) on the held session during the actor's own partial search is digest's characterised point."""
+    play = Play("provider")
+    play.do(0, "acquire")
+    play.do(0, "use_partial", ref="it0")
+    exp = play.expect(0, "use", what="digest")
+    assert exp.allowed == frozenset({"ok", ACTIVE}) and exp.point == "crypto_during_search"
+
+
+def test_refused_provider_search_ends_the_active_search_when_declared() -> None:
+    """use(search) refused with OperationActive changes the state as find_all would: it ends the active search."""
+    play = Play("provider", ModelParams(refused_search_ends_active_search=True))
+    play.do(0, "acquire")
+    play.do(0, "use_partial", ref="it0")
+    assert play.do(0, "use", ACTIVE, what="search").allowed == _one(ACTIVE)
+    assert "search" not in play.model.sessions["p0"].ops
+
+
+def test_a_blocked_encrypt_has_read_the_key_type() -> None:
+    """encrypt reads its key's type before it waits for the lock (python-pkcs11 caches it): once an encrypt has
+    blocked, a later encrypt on the closed session waits for the lock like digest instead of failing at once."""
+    play = _searching()
+    assert play.do(1, "encrypt", session="s0").blocks
+    play.do(0, "close", session="s0")
+    assert play.expect(2, "encrypt", session="s0").blocks

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from conformance import RESULTS_SCHEMA
 from conformance.results import document as results
 from conformance.outcomes import LAYERS, OUTCOMES
+from conformance.engine.schedule import Schedule, Step
 from conformance.results.records import Record, Reproducer
 from conformance.results.document import Results, ResultsWriter, RunInfo, load_results, write_atomic
 
@@ -22,7 +23,8 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=10,
 )
-reproducers = st.builds(Reproducer, schedule=st.lists(json_values, max_size=4).map(tuple), hypothesis=st.none() | texts)
+reproducers = st.builds(Reproducer, schedule=st.lists(json_values, max_size=4).map(tuple), hypothesis=st.none() | texts,
+                        family=st.none() | texts, actors=st.none() | st.integers(1, 5))
 records = st.builds(
     Record,
     check=st.text(min_size=1, max_size=30),
@@ -59,6 +61,23 @@ documents = st.builds(Results, run=run_infos, vendors=vendor_facts, results=st.l
 
 def through_json(data: Any) -> Any:
     return json.loads(json.dumps(data))
+
+
+def test_reproducer_carries_family_and_actors_of_its_schedule():
+    """Reproducer.of(schedule) keeps the family and the actor count, so a report or a replay needs no guess from
+    the check id; to_schedule() gives the schedule back."""
+    schedule = Schedule("sessions", 3, (Step(2, "open", {"ref": "s0", "login": True}),))
+    reproducer = Reproducer.of(schedule, "note")
+    assert (reproducer.family, reproducer.actors) == ("sessions", 3)
+    assert reproducer.to_schedule() == schedule
+
+
+def test_reproducer_of_an_older_file_takes_the_family_it_is_given():
+    """A results file written before family and actors were recorded: the exploring check's family is used and
+    the actors are counted from the steps."""
+    old = Reproducer.from_dict({"schedule": [{"actor": 1, "op": "acquire", "args": {}}], "hypothesis": None})
+    assert (old.family, old.actors) == (None, None)
+    assert old.to_schedule("provider") == Schedule("provider", 2, (Step(1, "acquire", {}),))
 
 
 @given(reproducers)

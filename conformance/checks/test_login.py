@@ -98,10 +98,9 @@ def test_concurrent_applications(applications, observe):
     200 times and stops at its first error (a failed login may count toward a PIN lockout); records the error
     classes seen."""
     answers = applications.login_rounds(APPLICATIONS, LOGIN_ROUNDS)
-    errors = sorted({a["error"] for a in answers if a["error"]})
+    errors = sorted({a.error for a in answers if a.error})
     observe({"errors": errors})  # the error classes, not the rounds: the gate compares this run to run
-    failed = [f"process {i}: {a['error']} at round {a['done'] + 1} of {LOGIN_ROUNDS}"
-              for i, a in enumerate(answers) if a["error"]]
+    failed = [f"process {i}: {a.error} at round {a.done + 1} of {LOGIN_ROUNDS}" for i, a in enumerate(answers) if a.error]
     if failed:
         pytest.fail("concurrent logins from separate processes failed: " + "; ".join(failed), pytrace=False)
 

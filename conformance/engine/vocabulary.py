@@ -1,10 +1,13 @@
 """The model's vocabulary as data: what python-pkcs11 0.10.1's calls do to the session lock and the module's
-operations, the expectation type, and the state records the model keeps per session and iterator."""
+operations, what the module may do when operations overlap, the expectation type, and the state records the
+model keeps per session and iterator. The per-operation tables that use them are in semantics.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from .params import OK
 from .schedule import Step
 
 # The world every schedule starts in, shared with the executor that builds it (executor/actions.py): the fixture
@@ -23,17 +26,46 @@ ENDS_WITH_LAST_ITEM = {"encrypt"}
 # instead of waiting for the lock.
 KEYED = {"encrypt"}
 
-# Which calls take python-pkcs11's per-session operation lock (0.10.1: every OperationContext) and which
-# module operation they start. The lock is what makes a second thread block; the kind is what the module sees.
-ONE_SHOT = {  # op -> (takes the lock, module operation kind or None)
-    "digest": (True, "digest"),
-    "encrypt": (True, "encrypt"),
-    "find_all": (True, "search"),
-    "random": (False, None),
+
+@dataclass(frozen=True)
+class Call:
+    """A call that starts a module operation (a one-shot call below, or a generator's first next/consume):
+    whether it takes python-pkcs11's per-session operation lock (0.10.1: every OperationContext), the operation
+    it runs (None: C_GenerateRandom, no operation), and the value its success returns (None: none judged).
+    The lock is what makes a second thread block; the kind is what the module sees."""
+
+    locks: bool
+    kind: str | None
+    value: Any = None
+
+
+ONE_SHOT = {
+    "digest": Call(True, "digest"),
+    "encrypt": Call(True, "encrypt"),
+    "find_all": Call(True, "search", FIXTURE_OBJECTS),
+    "random": Call(False, None),
 }
+# The provider's use(WHAT) steps: the one-shot call each makes on the held session (encrypt_gen's generator is
+# drained inside the step, so to the lock it is one encrypt), returning that call's value; None: no module
+# operation at all, only an attribute read, which returns USE_VALUES[WHAT].
 USE = {"digest": "digest", "encrypt": "encrypt", "encrypt_gen": "encrypt", "search": "find_all",
        "random": "random", "attribute": None}
-USE_VALUES = {"search": FIXTURE_OBJECTS, "attribute": True}
+USE_VALUES = {"attribute": True}
+
+# What the module may answer when an operation starts while another is active on its session, keyed by (the
+# kind starting, None for C_GenerateRandom; whether a search is among the active ones): the implementation-
+# defined point it characterises (the ModelParams field of that name holds the outcomes that pass), or None
+# where the spec leaves one answer, OperationActive. With nothing active every start is plainly ok.
+CONCURRENT: dict[tuple[str | None, bool], tuple[str | None, str]] = {
+    (None, False): ("random_during_operation", "UG §2.6.7: random generation while an operation is active"),
+    (None, True): ("random_during_operation", "UG §2.6.7: random generation while an operation is active"),
+    ("search", True): (None, "v3.0 §5.7.7: at most one search operation per session"),
+    ("search", False): ("search_during_crypto", "UG §2.6.7: search while a crypto operation is active"),
+    ("digest", True): ("crypto_during_search", "UG §2.6.7: crypto operation while a search is active"),
+    ("encrypt", True): ("crypto_during_search", "UG §2.6.7: crypto operation while a search is active"),
+    ("digest", False): ("digest_during_encrypt", "UG §4.1: digest with encryption only with dual-function support"),
+    ("encrypt", False): (None, "UG §4.1: one encryption operation per session"),
+}
 
 
 @dataclass(frozen=True)
@@ -46,6 +78,13 @@ class Expectation:
     @property
     def blocks(self) -> bool:
         return self.allowed == frozenset({BLOCKED})
+
+    def with_value(self, value: Any) -> Expectation:
+        """The same expectation with its plain "ok" returning `value` ("ok:VALUE"); None: unchanged."""
+        if value is None or self.allowed is None:
+            return self
+        return Expectation(frozenset(f"{o}:{value}" if o == OK else o for o in self.allowed), self.layer, self.rule,
+                           self.point)
 
 
 def _one(outcome: str, layer: str, rule: str) -> Expectation:

@@ -275,10 +275,10 @@ class Executor:
     def app_step(self, op: str, timeout: float) -> str:
         return self.ask(AppStep(op), AppAnswer, timeout).outcome
 
-    def sibling(self, name: str, env: Mapping[str, str]) -> Executor:
+    def sibling(self, name: str, env: Mapping[str, str] = {}, sut: str | None = None) -> Executor:
         """Another process on the same module and token (another application), launched as this one is; `env`
-        overrides some of its environment. Not started yet."""
-        init = replace(self._init, env={**self._init.env, **env})
+        overrides some of its environment, `sut` its session provider. Not started yet."""
+        init = replace(self._init, env={**self._init.env, **env}, sut=self._init.sut if sut is None else sut)
         return Executor(init, self.workdir.with_name(f"{self.workdir.name}-{name}"), self.limits,
                         launcher=self.launcher, cwd=self.cwd)
 

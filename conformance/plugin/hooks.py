@@ -136,15 +136,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         layer = mark.kwargs.get("layer")
         if not check_id or layer not in CHECK_LAYERS or not isinstance(item, pytest.Function):
             raise pytest.UsageError(f"{item.nodeid}: write @pytest.mark.check('area.name', layer='module|binding|provider', spec='...')")
-        vendor = item.callspec.params.get("vendor") if hasattr(item, "callspec") else None
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        vendor = params.get("vendor")
         if vendor is None:
             raise pytest.UsageError(f"{item.nodeid}: a check must use the 'vendor' fixture")
+        check_id = _check_id(item, check_id, params)
         key = (check_id, vendor)
         if key in seen:
             raise pytest.UsageError(f"check id {check_id!r} is used by {seen[key]} and {item.nodeid}; ids must be unique")
         seen[key] = item.nodeid
         item.stash[META] = CheckMeta(check_id, vendor, layer, mark.kwargs.get("spec", ""))
         item.stash[PLACEMENT] = place(item)
+
+
+def _check_id(item: pytest.Item, template: str, params: dict[str, Any]) -> str:
+    """A parametrized check names each case in its id: @pytest.mark.check("keygen.aes_{bits}") with bits=128 is
+    keygen.aes_128 (the gate keys on ids, so every case needs its own)."""
+    try:
+        return template.format(**{k: v for k, v in params.items() if k != "vendor"})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise pytest.UsageError(f"{item.nodeid}: check id {template!r} names {exc}, which is not one of the "
+                                "check's parametrize arguments; write the id with {NAME} of a parametrize argument") from None
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: pytest's xfail marking (wasxfail) is done by then

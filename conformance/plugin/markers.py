@@ -11,8 +11,9 @@ DESTRUCTIVE = "destructive"
 RISKY = "risky"
 
 HELP = {
-    CHECK: "check(id, *, layer, spec): a conformance check with a stable id (the gate keys on it), "
-    "the layer it judges (module|binding|provider) and the spec section or doc sentence it cites",
+    CHECK: "check(id, *, layer, spec): a conformance check with a stable id (the gate keys on it; a parametrized "
+    "check names its arguments in it, e.g. 'keygen.aes_{bits}'), the layer it judges (module|binding|provider) "
+    "and the spec section or doc sentence it cites",
     SUT: "exercises the session provider under test (--sut); -m sut selects exactly these",
     CONCURRENCY: "exercises more than one thread or session at once",
     DESTRUCTIVE: "needs a disposable token (creates, destroys or re-initialises state); skipped elsewhere",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
-from ..engine.schedule import Schedule
+from ..checks import CHECKS_DIR
 from ..outcomes import FINDINGS, OUTCOMES
 from ..results.records import Record
 from ..sut import DEFAULT_SUT
@@ -230,9 +230,8 @@ def _cell(column: Column, record: Record, page_dir: str | None = None) -> Cell:
         headline = ""  # pytest's xfail reason repeats the declaration, which the detail shows in full
     program = hypothesis = None
     if record.reproducer is not None:
-        family = record.check.removeprefix("scenario.") if record.check.startswith("scenario.") else "provider"
         try:
-            program = Schedule.from_steps(family, list(record.reproducer.schedule)).program() or None
+            program = record.reproducer.to_schedule().program() or None
         except (KeyError, TypeError, ValueError):  # a hand-edited file: show the steps as they are
             program = "\n".join(json.dumps(s, sort_keys=True) for s in record.reproducer.schedule) or None
         hypothesis = record.reproducer.hypothesis or None
@@ -321,7 +320,7 @@ def _replay(column: Column, record: Record) -> str | None:
 def check_tests() -> dict[str, str]:
     """Check id -> test function name, read from the shipped checks' @pytest.mark.check decorators (no import)."""
     found: dict[str, str] = {}
-    for path in sorted((Path(__file__).parent.parent / "checks").glob("test_*.py")):
+    for path in sorted(CHECKS_DIR.glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue

@@ -2,7 +2,8 @@
 
 The controller learns, without loading any module itself, whether each vendor is usable (module loads, token
 found, PIN right) and what library and token it is — a crash or hang here costs the child, not the run.
-Run as: python -m conformance.vendor.preflight PROFILE.toml WORKDIR  → one JSON object on stdout.
+Run as: python -m conformance.vendor.preflight PROFILE.toml WORKDIR [--call-trace] [--postflight] [--sut=M:F]
+→ one JSON line on stdout (PreflightAnswer).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 from ..executor.parent import child_env
 from ..pins import redact
@@ -25,18 +27,51 @@ class PreflightFailed(RuntimeError):
     """One line naming the fix."""
 
 
+@dataclass(frozen=True)
+class PreflightRequest:
+    """What the preflight child is asked, as its command line (readable when run by hand)."""
+
+    profile: str  # the profile file
+    workdir: str
+    trace: bool = False  # wrap the module in pkcs11-spy (--call-trace)
+    post: bool = False  # the end of the run: sweep this run's leftovers, snapshot the token again
+    sut: str = ""
+
+    def to_argv(self) -> list[str]:
+        return [self.profile, self.workdir, *(["--call-trace"] if self.trace else []),
+                *(["--postflight"] if self.post else []), *([f"--sut={self.sut}"] if self.sut else [])]
+
+    @classmethod
+    def from_argv(cls, argv: Sequence[str]) -> PreflightRequest:
+        flags = argv[2:]
+        sut = next((f.split("=", 1)[1] for f in flags if f.startswith("--sut=")), "")
+        return cls(argv[0], argv[1], "--call-trace" in flags, "--postflight" in flags, sut)
+
+
+@dataclass(frozen=True)
+class PreflightAnswer:
+    """The preflight child's one line on stdout: the vendor's facts (PINs redacted), or why it cannot run."""
+
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.error} if self.error is not None else {"facts": dict(self.facts)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PreflightAnswer:
+        return cls(dict(data.get("facts", {})), data.get("error"))
+
+
 def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, trace: bool = False,
         post: bool = False, sut: str = "") -> dict[str, Any]:
     """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
     # The child must import this very package, installed or not, and the --sut module as pytest did: sys.path.
     env = child_env(paths=[p for p in sys.path if p])
+    request = PreflightRequest(str(profile.source), str(workdir / profile.name), trace, post, sut)
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "conformance.vendor.preflight", str(profile.source), str(workdir / profile.name),
-             *(["--call-trace"] if trace else []), *(["--postflight"] if post else []),
-             *([f"--sut={sut}"] if sut else [])],
-            capture_output=True, text=True, timeout=timeout, env=env,
-        )
+        proc = subprocess.run([sys.executable, "-m", "conformance.vendor.preflight", *request.to_argv()],
+                              capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise PreflightFailed(f"{profile.name}: bringing the module up took over {timeout:.0f} s; "
                               "check the module's daemon or device") from None
@@ -45,27 +80,29 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
         raise PreflightFailed(f"{profile.name}: the module crashed the process ({name}) while loading; "
                               "check the module and its configuration")
     try:
-        answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
+        answer = PreflightAnswer.from_dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (json.JSONDecodeError, IndexError, AttributeError):
         tail = redact(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}", profile.pin_values())
         raise PreflightFailed(f"{profile.name}: preflight failed ({tail}); run `pkcs11-conformance vendors`") from None
-    if "error" in answer:
-        raise PreflightFailed(answer["error"])
-    return answer
+    if answer.error is not None:
+        raise PreflightFailed(answer.error)
+    return dict(answer.facts)
 
 
-def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = False, sut: str = "") -> int:
+def _child(request: PreflightRequest) -> int:
     from .profile import ProfileError, load_profile
     from ..executor.parent import ExecutorError
     from ..live.integrity import Snapshot
     from .runtime import VendorUnavailable, start
 
     try:
-        profile = load_profile(profile_path)
-        runtime = start(profile, Path(workdir), trace=trace, verify_login=not post, sut=sut)
+        profile = load_profile(request.profile)
+        runtime = start(profile, Path(request.workdir), trace=request.trace, verify_login=not request.post,
+                        sut=request.sut)
     except (ProfileError, VendorUnavailable) as exc:
-        print(json.dumps({"error": str(exc)}))
+        print(json.dumps(PreflightAnswer(error=str(exc)).to_dict()))
         return 3
+    post = request.post
     try:
         if post and not profile.disposable:
             # The end of the run: whatever a crashed or killed check left with the harness's label goes.
@@ -84,11 +121,10 @@ def _child(profile_path: str, workdir: str, trace: bool = False, post: bool = Fa
                 **facts, "integrity": {moment: runtime.at_start.to_dict()}}
     finally:
         runtime.stop()
-    print(json.dumps(json.loads(redact(json.dumps(facts), profile.pin_values()))))
+    facts = json.loads(redact(json.dumps(facts), profile.pin_values()))
+    print(json.dumps(PreflightAnswer(facts).to_dict()))
     return 0
 
 
 if __name__ == "__main__":
-    flags = sys.argv[3:]
-    sut_spec = next((f.split("=", 1)[1] for f in flags if f.startswith("--sut=")), "")
-    sys.exit(_child(sys.argv[1], sys.argv[2], "--call-trace" in flags, "--postflight" in flags, sut_spec))
+    sys.exit(_child(PreflightRequest.from_argv(sys.argv[1:])))

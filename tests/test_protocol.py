@@ -1,0 +1,110 @@
+"""The protocol between the pytest process and the module's process (conformance/executor/protocol.py): every
+command and answer round-trips through its JSON line, and the PIN never shows in a repr."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import inspect
+
+import pytest
+
+from conformance.engine.schedule import Schedule, Step, StepResult
+from conformance.executor import protocol
+from conformance.executor.protocol import (
+    ANSWERS, COMMANDS, AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits,
+    LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit,
+    Ready, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, StepEvent, StressAnswer, SutCheck,
+    SutChecked, Sweep, Swept, TakeSnapshot, Wire, decode_answer, decode_command, encode_answer, encode_command,
+)
+
+INIT = ChildInit(name="softhsm", module="/lib/tap.so", module_shown="/lib/softhsm.so", real_module="/lib/softhsm.so",
+                 ground_truth="/lib/tap.so", env={"SOFTHSM2_CONF": "/tmp/c"}, token_label="t", token_uri=None,
+                 pin="s3cret-pin", sut="conformance.refsession:reference_session", sys_path=("/a", "/b"))
+SCHEDULE = Schedule("operations", 2, (Step(0, "open", {"ref": "s0", "login": False}),
+                                      Step(1, "search", {"ref": "it0", "session": "s0", "batch": 2}, True, (0,))))
+COMMAND_EXAMPLES: list[Wire] = [
+    INIT,
+    RunCheck("conformance.checks.test_login", "test_x", ("vendor", "observe", "size"), Limits(0.05, 3.0),
+             {"size": 128}),
+    RunSchedule(SCHEDULE, Limits(0.05, 1.0, 30.0)),
+    ProviderStress(threads=4, iterations=150, uses=("digest", "search")),
+    CallStress(threads=4, iterations=300, calls=("keygen", "random"), shared=True),
+    LoginRounds(rounds=20, start_at=1234.5),
+    AppStep("close"),
+    TakeSnapshot(),
+    Sweep("pkcs11-conformance-abc"),
+    Sweep(),
+    SutCheck(),
+    ProbeCapabilities(),
+    LoginCheck(),
+    MeasureFloor(100),
+    Quit(),
+]
+ANSWER_EXAMPLES: list[Wire] = [
+    Ready(4242, {"library": {"version": "2.6"}, "mechanisms": 3}),
+    Failed("TokenNotFound", "no token matches label 't'"),
+    CheckAnswer("failed", "AssertionError: x", "test_login.py:3: assert x", {"seen": [1, None]}, True, ""),
+    CheckAnswer("passed", observed=None, has_observed=True),
+    StepEvent(StepResult(3, "raised", "OperationActive", None, 12.5, None, ("RuntimeError",))),
+    ScheduleDone({"alive_refs": ["s0"], "leaked": 0}, 250.0, 1200.5, restart=True),
+    ScheduleHung(2, "Thread 0x1 (most recent call first): ..."),
+    StressAnswer("failed", ("thread 1, round 3: use('digest') raised GeneralError",), open_calls=2, operations=600,
+                 elapsed_s=0.4),
+    StressAnswer("hung", cause="unresponsive", restart=True, stacks="..."),
+    Snapshotted({"present": True, "flags": ["LOGIN_REQUIRED"], "objects": 3, "digest": "ab", "ours": 0,
+                 "problem": ""}),
+    Swept(2),
+    SutChecked("--sut='x:y': the factory raised ValueError"),
+    SutChecked(),
+    Capabilities({"aes_keygen": "the token does not list AES_KEY_GEN"}),
+    LoginChecked("wrong_pin"),
+    LoginChecked("other", "GeneralError"),
+    LoginRoundsAnswer(7, "GeneralError", 0.123),
+    AppAnswer("RW_USER_FUNCTIONS"),
+    Floor(6.5),
+]
+
+
+@pytest.mark.parametrize("command", COMMAND_EXAMPLES, ids=lambda c: type(c).__name__)
+def test_commands_round_trip_through_their_json_line(command: Wire) -> None:
+    """decode_command(encode_command(c)) == c, for every command (and the table knows its name)."""
+    assert decode_command(encode_command(command)) == command
+
+
+@pytest.mark.parametrize("answer", ANSWER_EXAMPLES, ids=lambda a: type(a).__name__)
+def test_answers_round_trip_through_their_json_line(answer: Wire) -> None:
+    """decode_answer(encode_answer(a)) == a, for every answer."""
+    assert decode_answer(encode_answer(answer)) == answer
+
+
+def test_every_message_class_is_in_a_table_and_has_an_example() -> None:
+    """No message class is left out of COMMANDS / ANSWERS, and each has a round-trip example above."""
+    classes = {c for _, c in inspect.getmembers(protocol, inspect.isclass)
+               if issubclass(c, Wire) and c is not Wire and dataclasses.is_dataclass(c) and hasattr(c, "NAME")}
+    assert classes == set(COMMANDS.values()) | set(ANSWERS.values())
+    assert set(COMMANDS.values()) == {type(c) for c in COMMAND_EXAMPLES}
+    assert set(ANSWERS.values()) == {type(a) for a in ANSWER_EXAMPLES}
+
+
+def test_messages_are_frozen() -> None:
+    """Commands and answers are frozen dataclasses: what was sent is what was meant."""
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        INIT.pin = "other"  # type: ignore[misc]
+
+
+def test_the_pin_is_not_in_the_init_repr() -> None:
+    """ChildInit carries the PIN to the child's stdin; its repr (tracebacks, logs) never shows it."""
+    assert "s3cret-pin" not in repr(INIT)
+    assert "s3cret-pin" in encode_command(INIT)  # it does travel, on stdin only
+
+
+def test_preflight_request_and_answer_round_trip() -> None:
+    """The preflight child's command line and its one line of answer round-trip (vendor/preflight.py)."""
+    from conformance.vendor.preflight import PreflightAnswer, PreflightRequest
+
+    for request in (PreflightRequest("/p/softhsm.toml", "/w/softhsm"),
+                    PreflightRequest("/p/x.toml", "/w/x", trace=True, post=True, sut="pool:make")):
+        assert PreflightRequest.from_argv(request.to_argv()) == request
+    for answer in (PreflightAnswer({"library": {"version": "2.6"}}), PreflightAnswer(error="x: module not found")):
+        assert PreflightAnswer.from_dict(json.loads(json.dumps(answer.to_dict()))) == answer
