@@ -32,8 +32,9 @@ PLACEMENT = pytest.StashKey[Placement]()
 
 def own_args(item: pytest.Function) -> tuple[str, ...]:
     """The check function's own parameters (not autouse fixtures, not what its fixtures depend on)."""
-    return tuple(name for name, p in inspect.signature(item.function).parameters.items()
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    names = [name for name, p in inspect.signature(item.function).parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return tuple(names[1:] if item.cls is not None and names else names)  # a method's self is not a fixture
 
 
 def place(item: pytest.Function) -> Placement:
