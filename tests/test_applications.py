@@ -1,4 +1,4 @@
-"""Further applications on a vendor's token (VendorRuntime.applications, engine/applications.py), on real SoftHSM:
+"""Further applications on a vendor's token (VendorRuntime.applications, executor/applications.py), on real SoftHSM:
 separate processes on the same token, their own login state, no call trace of their own, gone with the vendor."""
 
 from __future__ import annotations

@@ -232,6 +232,8 @@ class Executor:
         answer = self._read(timeout)
         if isinstance(answer, CheckAnswer):
             return answer
+        if answer is not None:  # the two sides disagree on the protocol: ours, never the vendor's
+            raise ExecutorError(f"the module process answered {answer.NAME!r} to a check")
         if self._eof:
             cause = self._stopped()
             return CheckAnswer("crashed", f"the module process died ({cause}) during the check",

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, NoReturn
 
 from ..engine.families import FAMILIES
-from ..engine.schedule import Schedule, Step, StepResult
+from ..engine.schedule import Step, StepResult
 from ..sut import SutError
 from .actions import World
 from .actors import RESET

@@ -12,6 +12,7 @@ import pytest
 
 from ..outcomes import DIED, HARNESS
 from ..pins import redact
+from ..vendor.runtime import VendorRuntime
 from .meta import meta_of, redacted, update
 from .placement import PLACEMENT
 from .state import STATE
@@ -24,6 +25,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         return None
     state = pyfuncitem.config.stash[STATE]
     runtime = pyfuncitem.funcargs["vendor"]
+    assert isinstance(runtime, VendorRuntime)  # in pytest the vendor fixture is the runtime
     function = pyfuncitem.function
     answer = runtime.executor.check(function.__module__, function.__name__, placement.args,
                                     timeout=state.check_timeout, params=placement.params or {})

@@ -137,9 +137,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not check_id or layer not in CHECK_LAYERS or not isinstance(item, pytest.Function):
             raise pytest.UsageError(f"{item.nodeid}: write @pytest.mark.check('area.name', layer='module|binding|provider', spec='...')")
         params = item.callspec.params if hasattr(item, "callspec") else {}
-        vendor = params.get("vendor")
-        if vendor is None:
+        if params.get("vendor") is None:
             raise pytest.UsageError(f"{item.nodeid}: a check must use the 'vendor' fixture")
+        vendor = str(params["vendor"])
         check_id = _check_id(item, check_id, params)
         key = (check_id, vendor)
         if key in seen:

@@ -1,6 +1,6 @@
 """The HTML compatibility page: vendors as columns, checks grouped by area as rows, a click opens a cell's detail.
 
-One static file: inline CSS, no script, no network (works from file://). The view data comes from report_model;
+One static file: inline CSS, no script, no network (works from file://). The view data comes from report/model.py;
 the markup lives in templates/report.html.j2 (and its stylesheet report.css.j2).
 """
 

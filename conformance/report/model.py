@@ -1,6 +1,6 @@
 """The compatibility report's view data: runs merged into columns (one per vendor per run), checks grouped by area.
 
-Plain frozen dataclasses, no HTML: report_html.py renders them with the Jinja2 templates.
+Plain frozen dataclasses, no HTML: report/html.py renders them with the Jinja2 templates.
 """
 
 from __future__ import annotations

@@ -11,9 +11,14 @@ from ..outcomes import FINDINGS
 class ColumnSummary(Protocol):
     """What the headline reads of a report column (report/model.py's Column)."""
 
-    run_id: str
-    label: str
-    findings: int
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def findings(self) -> int: ...
 
 
 def unfinished_prefix(exit_status: int | None) -> str:

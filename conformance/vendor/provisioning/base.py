@@ -40,7 +40,7 @@ class Provisioned:
     trace_log: str | None = None  # pkcs11-spy's call trace, when the module is wrapped by the spy
     created: bool = False
     notes: Mapping[str, str] = field(default_factory=dict)
-    # What differs for a further process on the token (another application; engine/applications.py).
+    # What differs for a further process on the token (another application; executor/applications.py).
     sibling_env: Mapping[str, str] = field(default_factory=dict)
     ground_truth: str | None = None  # the library ctypes opens for ground truth (same instance as the binding's)
 
