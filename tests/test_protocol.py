@@ -10,10 +10,10 @@ import inspect
 import pytest
 
 from conformance.engine.schedule import Schedule, Step, StepResult
-from conformance.executor import protocol
+from conformance.executor import answers, messages
 from conformance.executor.protocol import (
     ANSWERS, COMMANDS, AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits,
-    LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit,
+    Latency, LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit,
     Ready, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, StepEvent, StressAnswer, SutCheck,
     SutChecked, Sweep, Swept, TakeSnapshot, Wire, decode_answer, decode_command, encode_answer, encode_command,
 )
@@ -39,6 +39,7 @@ COMMAND_EXAMPLES: list[Wire] = [
     ProbeCapabilities(),
     LoginCheck(),
     MeasureFloor(100),
+    MeasureLatency(2),
     Quit(),
 ]
 ANSWER_EXAMPLES: list[Wire] = [
@@ -63,6 +64,7 @@ ANSWER_EXAMPLES: list[Wire] = [
     LoginRoundsAnswer(7, "GeneralError", 0.123),
     AppAnswer("RW_USER_FUNCTIONS"),
     Floor(6.5),
+    Measured(Latency((1.5, 1.4), (0.02,), (0.021,), (0.06, 0.061))),
 ]
 
 
@@ -80,7 +82,7 @@ def test_answers_round_trip_through_their_json_line(answer: Wire) -> None:
 
 def test_every_message_class_is_in_a_table_and_has_an_example() -> None:
     """No message class is left out of COMMANDS / ANSWERS, and each has a round-trip example above."""
-    classes = {c for _, c in inspect.getmembers(protocol, inspect.isclass)
+    classes = {c for module in (messages, answers) for _, c in inspect.getmembers(module, inspect.isclass)
                if issubclass(c, Wire) and c is not Wire and dataclasses.is_dataclass(c) and hasattr(c, "NAME")}
     assert classes == set(COMMANDS.values()) | set(ANSWERS.values())
     assert set(COMMANDS.values()) == {type(c) for c in COMMAND_EXAMPLES}

@@ -21,9 +21,10 @@ from .actors import queue_floor
 from .applications import app_step, login_rounds
 from .checkrun import login_check, run_check
 from .host import ModuleHost
+from .latency import measure
 from .protocol import (
     AppStep, CallStress, Capabilities, ChildInit, Failed, Floor, LoginCheck, LoginRounds, MeasureFloor,
-    ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, SutCheck, SutChecked, Sweep,
+    MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, SutCheck, SutChecked, Sweep,
     Swept, TakeSnapshot, Wire, decode_command, encode_answer,
 )
 from .runner import run_schedule
@@ -79,6 +80,7 @@ HANDLERS: dict[type[Wire], Callable[[ModuleHost, Wire], None]] = {
     ProbeCapabilities: _answering(lambda host, c: Capabilities(host.live.missing_capabilities())),
     LoginCheck: _answering(lambda host, c: login_check(host.live)),
     MeasureFloor: _answering(lambda host, c: Floor(queue_floor(c.n))),  # type: ignore[attr-defined]
+    MeasureLatency: _answering(lambda host, c: Measured(measure(host, c))),  # type: ignore[arg-type]
 }
 
 

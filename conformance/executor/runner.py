@@ -91,9 +91,10 @@ def run_schedule(host: ModuleHost, command: RunSchedule, emit: Emit) -> None:
                 _hung(j, emit)
     run_us = (time.perf_counter() - run_started) * 1e6
     # A call the plan expected to stay blocked may have been released by the last steps (the plan assumed the
-    # other allowed outcome of an implementation-defined point): watch it one more block window, so "still
-    # blocked at the end" means blocked, not slow to wake.
-    deadline = time.monotonic() + window
+    # other allowed outcome of an implementation-defined point): watch it a while longer (Limits.end_watch, from
+    # the module's latency: once released it still makes its own calls), so "still blocked at the end" means
+    # blocked, not slow to wake.
+    deadline = time.monotonic() + command.limits.end_watch
     for index in sorted(k for k, r in results.items() if r.status == "blocked" and k not in finished):
         wait_for(index, max(0.0, deadline - time.monotonic()))
     # Let any unexpected late completions land before the verdict.

@@ -28,7 +28,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     assert isinstance(runtime, VendorRuntime)  # in pytest the vendor fixture is the runtime
     function = pyfuncitem.function
     answer = runtime.executor.check(function.__module__, function.__name__, placement.args,
-                                    timeout=state.check_timeout, params=placement.params or {})
+                                    timeout=runtime.timing.check_budget(), params=placement.params or {})
     if answer.has_observed:
         update(pyfuncitem, observed=redacted(answer.observed, state.secrets))
     message = redact(answer.message, state.secrets)

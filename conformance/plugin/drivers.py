@@ -8,10 +8,12 @@ runs in the module's process (dispatch.py).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, NoReturn
 
 import pytest
+from hypothesis import settings
 
 from ..engine.explore import Exploration, ScheduleFailed, explore
 from ..engine.families import FAMILIES
@@ -40,7 +42,6 @@ DRIVERS = ("scenario", "play", "stress", "applications", "executor")
 ONE_SHOT = "one-shot"  # in a stress's uses: the token's own one-shot use (capabilities.one_shot_use)
 STRESS = ProviderStress(threads=4, iterations=150, uses=(ONE_SHOT, "search"))
 STRESS_ROUNDS = 3
-STRESS_TIMEOUT_S = 15.0  # a round takes well under a second; past this it is hung
 
 
 def _died(item: pytest.Item, vendor: VendorRuntime, outcome: str) -> str:
@@ -61,15 +62,17 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
             usable = tuple(c for c in command.calls if not any(cap in missing for cap in CALL_NEEDS[c]))
             if not usable:
                 require(vendor, *{cap for c in command.calls for cap in CALL_NEEDS[c]})
-            command = CallStress(**{**command.to_dict(), "calls": usable})
+            command = replace(command, calls=usable)
         else:
             uses = tuple(one_shot_use(vendor) if u == ONE_SHOT else u for u in command.uses)
             for use in uses:
                 require(vendor, *STEP_NEEDS.get(f"use:{use}", ()))
-            command = ProviderStress(**{**command.to_dict(), "uses": uses})
+            command = replace(command, uses=uses)
         answer = StressAnswer("passed")
+        budget = vendor.timing.stress_budget(command.threads, command.iterations)
         for _ in range(rounds):
-            answer = executor.stress(command, timeout=STRESS_TIMEOUT_S)
+            # The threads get the budget; the process a little more, to say which of them are stuck.
+            answer = executor.stress(replace(command, timeout=budget), timeout=budget + 10.0)
             if answer.outcome != "passed":
                 break
         described = {k: v for k, v in command.to_dict().items() if k != "timeout"}
@@ -86,7 +89,6 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
 
 
 APPLICATIONS_START_S = 0.5  # from now to the common start moment: time for every process to get the request
-APPLICATIONS_TIMEOUT_S = 60.0  # a login round or a step takes milliseconds; past this the process is stuck
 
 
 class Applications:
@@ -114,7 +116,8 @@ class Applications:
         executors = self._executors(n)
         start_at = time.time() + APPLICATIONS_START_S
         with ThreadPoolExecutor(n) as pool:
-            futures = [pool.submit(e.login_rounds, rounds, start_at, APPLICATIONS_TIMEOUT_S) for e in executors]
+            budget = self.vendor.timing.applications_budget(rounds)
+            futures = [pool.submit(e.login_rounds, rounds, start_at, budget) for e in executors]
             answers: list[LoginRoundsAnswer] = []
             for i, future in enumerate(futures):
                 try:
@@ -129,7 +132,7 @@ class Applications:
         executor = self._executors(i + 1)[i]
         self.used.add(i)
         try:
-            return executor.app_step(op, APPLICATIONS_TIMEOUT_S)
+            return executor.app_step(op, self.vendor.timing.applications_budget(1))
         except ExecutorError as exc:
             self._crashed(f"application {i}, {op}", exc)
 
@@ -137,7 +140,7 @@ class Applications:
         """Every application that took steps closes its sessions (also after a failed check)."""
         for i in sorted(self.used):
             try:
-                self.vendor.applications(i + 1)[i].app_step("end", APPLICATIONS_TIMEOUT_S)
+                self.vendor.applications(i + 1)[i].app_step("end", self.vendor.timing.applications_budget(1))
             except ExecutorError:
                 pass  # a dead process has no sessions left; the next check restarts it
 
@@ -175,8 +178,9 @@ def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Ex
 
     def run(family: str) -> Exploration:
         replay = [r.to_schedule(family) for r in state.replays.get(item.stash[META].check, [])]
+        budget = vendor.timing.exploration_budget(settings().max_examples, FAMILIES[family].max_steps)
         try:
-            found = explore(executor, family, _params(vendor), replay, budget_s=state.check_timeout)
+            found = explore(executor, family, _params(vendor), replay, budget_s=budget)
         except ExecutorError as exc:
             pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
         observed = {point: sorted(values) for point, values in sorted(found.observed.items())} or None
@@ -185,8 +189,10 @@ def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Ex
         if found.failure is not None:
             _fail_with(item, vendor, found.failure, found.deterministic, found.hypothesis_note)
         if found.over_budget:
-            pytest.fail(f"exploration stopped at --check-timeout={state.check_timeout:g} s after {found.examples} "
-                        "examples, without a finding so far; raise --check-timeout for a slow module", pytrace=False)
+            bound = (f"--check-timeout={budget:g} s" if vendor.timing.explicit.check_timeout
+                     else f"its budget of {budget:g} s (from the module's measured latency)")
+            pytest.fail(f"exploration stopped at {bound} after {found.examples} examples, without a finding so far; "
+                        "raise --check-timeout", pytrace=False)
         return found
 
     return run

@@ -31,7 +31,7 @@ def vendor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if runtime is None:
         # tmp_path_factory is per xdist worker, so each worker provisions its own token here.
         try:
-            runtime = start(state.profiles[name], tmp_path_factory.mktemp(f"vendor-{name}"), limits=state.limits,
+            runtime = start(state.profiles[name], tmp_path_factory.mktemp(f"vendor-{name}"), explicit=state.explicit,
                             sut=state.sut_spec, trace=state.trace)
         except VendorUnavailable as exc:
             pytest.fail(str(exc), pytrace=False)
@@ -86,10 +86,10 @@ def observe(request: pytest.FixtureRequest) -> Callable[[Any], None]:
 
 
 @pytest.fixture
-def limits(request: pytest.FixtureRequest) -> Limits:
-    """--block-window (how long a call is watched before it counts as blocked) and --step-timeout (how long a
-    call that should return is given)."""
-    return request.config.stash[STATE].limits
+def limits(vendor: VendorRuntime) -> Limits:
+    """How long a call is watched before it counts as blocked (block_window) and how long a call that should
+    return is given (step_timeout): derived from the vendor's measured latency, or --block-window/--step-timeout."""
+    return vendor.timing.limits
 
 
 @pytest.fixture(scope="session")

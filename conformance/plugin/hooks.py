@@ -13,7 +13,7 @@ from typing import Any, Generator
 import pytest
 
 from ..engine import hypothesis_profiles
-from ..executor.protocol import Limits
+from ..executor.timing import Explicit
 from ..labels import ensure_run_tag
 from ..live.integrity import Snapshot
 from ..outcomes import CHECK_LAYERS
@@ -60,19 +60,19 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     # Read before the run overwrites anything: --baseline may name the same file as --conformance-json.
     baseline = load_baseline(config.getoption(options.BASELINE), profiles) if is_controller(config) else None
-    limits = Limits(block_window=config.getoption(options.BLOCK_WINDOW), step_timeout=config.getoption(options.STEP_TIMEOUT))
-    check_timeout = config.getoption(options.CHECK_TIMEOUT)
-    for name, value in ((options.BLOCK_WINDOW, limits.block_window), (options.STEP_TIMEOUT, limits.step_timeout),
-                        (options.CHECK_TIMEOUT, check_timeout)):
-        if not value > 0:
+    explicit = Explicit(block_window=config.getoption(options.BLOCK_WINDOW),
+                        step_timeout=config.getoption(options.STEP_TIMEOUT),
+                        check_timeout=config.getoption(options.CHECK_TIMEOUT))
+    for name, value in ((options.BLOCK_WINDOW, explicit.block_window), (options.STEP_TIMEOUT, explicit.step_timeout),
+                        (options.CHECK_TIMEOUT, explicit.check_timeout)):
+        if value is not None and not value > 0:
             raise pytest.UsageError(f"{name}={value}: give a positive number of seconds")
-    explicit = config.getoption("hypothesis_profile", None)
+    named = config.getoption("hypothesis_profile", None)
     # Only a run of checks picks our profile; other test suites using this plugin keep their own settings.
-    profile_name = hypothesis_profiles.choose(explicit) if profiles else (explicit or "default")
+    profile_name = hypothesis_profiles.choose(named) if profiles else (named or "default")
     replays = load_replays(config.getoption(options.REPLAY))
-    state = RunState({p.name: p for p in profiles}, sut_spec, factory, limits, profile_name, replays,
-                     check_timeout=check_timeout, trace=config.getoption(options.TRACE),
-                     allow_risky=config.getoption(options.ALLOW_RISKY))
+    state = RunState({p.name: p for p in profiles}, sut_spec, factory, explicit, profile_name, replays,
+                     trace=config.getoption(options.TRACE), allow_risky=config.getoption(options.ALLOW_RISKY))
     real = [p.name for p in profiles if not p.disposable]
     if state.allow_risky and real and is_controller(config):
         config.issue_config_time_warning(pytest.PytestWarning(
@@ -86,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
         vendors: dict[str, Any] = {}
         for profile in profiles:
             try:
-                vendors[profile.name] = _preflight(config, profile, trace=state.trace, sut=sut_spec)
+                vendors[profile.name] = _preflight(config, profile, trace=state.trace, sut=sut_spec, explicit=explicit)
             except PreflightFailed as exc:
                 raise pytest.UsageError(str(exc)) from None
         _clear_traces(Path(config.getoption(options.CONFORMANCE_JSON)), profiles)

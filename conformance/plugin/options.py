@@ -83,17 +83,18 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         BLOCK_WINDOW,
         type=float,
-        default=0.05,
+        default=None,
         metavar="SECONDS",
-        help="how long a call expected to block is watched before it counts as blocked (default: 0.05)",
+        help="how long a call expected to block is watched before it counts as blocked (default: derived from the "
+        "module's measured latency, at least 0.05)",
     )
     group.addoption(
         STEP_TIMEOUT,
         type=float,
-        default=1.0,
+        default=None,
         metavar="SECONDS",
-        help="a call not expected to block that has not returned after this long is hung (default: 1; "
-        "raise it for slow or remote HSMs)",
+        help="a call not expected to block that has not returned after this long is hung (default: derived from "
+        "the module's measured latency and login time, at least 1)",
     )
     group.addoption(
         REPLAY,
@@ -104,10 +105,11 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         CHECK_TIMEOUT,
         type=float,
-        default=120.0,
+        default=None,
         metavar="SECONDS",
-        help="a check whose body runs longer than this is hung: every thread's stack is reported and the module "
-        "process is restarted (default: 120)",
+        help="a check whose body (or a scenario's whole exploration) runs longer than this is hung: every thread's "
+        "stack is reported and the module process is restarted (default: derived from the module's measured latency "
+        "and the work the check does, at least 120)",
     )
     group.addoption(
         TRACE,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ..executor.parent import Limits
+from ..executor.timing import Explicit
 from ..results.records import Reproducer
 from ..sut import ProviderFactory
 from ..vendor.profile import VendorProfile
@@ -21,10 +21,9 @@ class RunState:
     profiles: dict[str, VendorProfile]
     sut_spec: str
     sut_factory: ProviderFactory
-    limits: Limits
+    explicit: Explicit  # the waits the command line fixed; the rest each vendor derives from its latency
     hypothesis_profile: str
     replays: dict[str, list[Reproducer]]  # check id -> reproducers to run before exploring
-    check_timeout: float = 120.0
     trace: bool = False
     allow_risky: bool = False
     runtimes: dict[str, VendorRuntime] = field(default_factory=dict)

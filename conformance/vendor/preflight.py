@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..executor.parent import child_env
+from ..executor.timing import Explicit
 from ..pins import redact
 from .profile import VendorProfile
 
@@ -36,16 +37,19 @@ class PreflightRequest:
     trace: bool = False  # wrap the module in pkcs11-spy (--call-trace)
     post: bool = False  # the end of the run: sweep this run's leftovers, snapshot the token again
     sut: str = ""
+    explicit: Explicit = Explicit()  # waits the command line fixed (the recorded timing shows them)
 
     def to_argv(self) -> list[str]:
+        waits = [f"--{k.replace('_', '-')}={v!r}" for k, v in vars(self.explicit).items() if v is not None]
         return [self.profile, self.workdir, *(["--call-trace"] if self.trace else []),
-                *(["--postflight"] if self.post else []), *([f"--sut={self.sut}"] if self.sut else [])]
+                *(["--postflight"] if self.post else []), *([f"--sut={self.sut}"] if self.sut else []), *waits]
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> PreflightRequest:
-        flags = argv[2:]
-        sut = next((f.split("=", 1)[1] for f in flags if f.startswith("--sut=")), "")
-        return cls(argv[0], argv[1], "--call-trace" in flags, "--postflight" in flags, sut)
+        values = dict(f[2:].split("=", 1) for f in argv[2:] if "=" in f)
+        waits = {k: float(values[k.replace("_", "-")]) for k in vars(Explicit()) if k.replace("_", "-") in values}
+        return cls(argv[0], argv[1], "--call-trace" in argv[2:], "--postflight" in argv[2:], values.get("sut", ""),
+                   Explicit(**waits))
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,11 @@ class PreflightAnswer:
 
 
 def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, trace: bool = False,
-        post: bool = False, sut: str = "") -> dict[str, Any]:
+        post: bool = False, sut: str = "", explicit: Explicit = Explicit()) -> dict[str, Any]:
     """Vendor facts for the results JSON; PreflightFailed if the vendor cannot run. Scratch files go in workdir."""
     # The child must import this very package, installed or not, and the --sut module as pytest did: sys.path.
     env = child_env(paths=[p for p in sys.path if p])
-    request = PreflightRequest(str(profile.source), str(workdir / profile.name), trace, post, sut)
+    request = PreflightRequest(str(profile.source), str(workdir / profile.name), trace, post, sut, explicit)
     try:
         proc = subprocess.run([sys.executable, "-m", "conformance.vendor.preflight", *request.to_argv()],
                               capture_output=True, text=True, timeout=timeout, env=env)
@@ -98,7 +102,7 @@ def _child(request: PreflightRequest) -> int:
     try:
         profile = load_profile(request.profile)
         runtime = start(profile, Path(request.workdir), trace=request.trace, verify_login=not request.post,
-                        sut=request.sut)
+                        sut=request.sut, explicit=request.explicit)
     except (ProfileError, VendorUnavailable) as exc:
         print(json.dumps(PreflightAnswer(error=str(exc)).to_dict()))
         return 3

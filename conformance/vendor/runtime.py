@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..executor.parent import Executor, ExecutorError
-from ..executor.protocol import ChildInit, Limits
+from ..executor.protocol import ChildInit, MeasureLatency, Measured
+from ..executor.timing import Explicit, Timing, derive
 from ..live.integrity import Snapshot
 from ..pins import PinUnavailable, redact
 from .profile import VendorProfile
@@ -33,6 +34,7 @@ class VendorRuntime:
     executor: Executor
     at_start: Snapshot | None = None  # the token as this process found it (integrity.py)
     siblings: list[Executor] = field(default_factory=list)  # further applications on the token, started on demand
+    timing: Timing = field(default_factory=lambda: derive(None))  # the waits, from the module's measured latency
 
     @property
     def facts(self) -> dict[str, Any]:
@@ -89,10 +91,11 @@ class VendorRuntime:
             self.stage.close()
 
 
-def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), sut: str = "",
+def start(profile: VendorProfile, workdir: Path, *, explicit: Explicit = Explicit(), sut: str = "",
           trace: bool = False, verify_login: bool = False) -> VendorRuntime:
-    """Provision, start the executor child (which loads the module and finds the token); every failure is
-    VendorUnavailable with the fix. trace=True wraps the module in pkcs11-spy (if the profile does not already)."""
+    """Provision, start the executor child (which loads the module and finds the token), measure the module's
+    latency and derive the waits from it (explicit ones win); every failure is VendorUnavailable with the fix.
+    trace=True wraps the module in pkcs11-spy (if the profile does not already)."""
     module = profile.module
     if module is None:
         raise VendorUnavailable(f"{profile.name}: module not found at {', '.join(profile.module_paths)}; "
@@ -117,7 +120,8 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
             token_uri=provisioned.token_uri, pin=pin, sut=sut,
             sys_path=tuple(p for p in sys.path if p),  # so the child imports the --sut module and checks as we did
         )
-        executor = Executor(init, workdir / "executor", limits, launcher=provisioned.launcher, cwd=provisioned.cwd)
+        executor = Executor(init, workdir / "executor", derive(None, explicit).limits, launcher=provisioned.launcher,
+                            cwd=provisioned.cwd)
         try:
             executor.ensure()
         except ExecutorError as exc:
@@ -131,8 +135,11 @@ def start(profile: VendorProfile, workdir: Path, *, limits: Limits = Limits(), s
         try:
             executor.capabilities()
             problem = executor.sut_problem() if sut else None
+            runtime.timing = derive(executor.ask(MeasureLatency(), Measured).latency, explicit, executor.limits)
         except ExecutorError as exc:
             raise VendorUnavailable(f"{profile.name}: {exc}") from None
+        executor.limits = runtime.timing.limits
+        executor.facts["timing"] = runtime.timing.to_dict()
         if problem:
             raise VendorUnavailable(redact(problem, [pin]))
         executor.facts["stack"] = list(via)

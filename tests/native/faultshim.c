@@ -9,8 +9,9 @@
  *                             arm or disarm faults in the middle of a run; when set, every function is intercepted.
  *
  * Spec: entries FUNCTION=ACTION[@N] separated by ';' or newlines; ACTION is segv | abort | hang | delay:SECONDS |
- * rv:HEXCODE | exit:CODE; @N fires only from the N-th call of FUNCTION (in this process, 1-based) on. The last
- * entry that applies wins (file entries come after the environment's).
+ * rv:HEXCODE | exit:CODE; @N fires only from the N-th call of FUNCTION (in this process, 1-based) on. FUNCTION `*`
+ * is every function that can be wrapped (`*=delay:0.02`: a module 20 ms away). The last entry that applies wins
+ * (file entries come after the environment's), so `*=delay:0.02;C_Login=delay:1.5` slows logins further.
  *
  * Each wrapper passes six integer arguments on to the real function whatever its arity: PKCS#11 arguments are
  * all integers or pointers, and on x86-64 / aarch64 the first six travel in registers the callee ignores if it
@@ -65,6 +66,7 @@ static const struct { const char *name; int nargs; } FUNCS[NFUNCS] = {
     {"C_CancelFunction", 1}, {"C_WaitForSlotEvent", 3},
 };
 #define SLOT_GET_FUNCTION_LIST 3
+#define SLOT_ALL (-2) /* the entry `*=...` */
 
 enum action { NONE, SEGV, ABORT, HANG, DELAY, RV, EXIT };
 struct fault { enum action action; double seconds; U value; U from; };
@@ -96,7 +98,7 @@ static int parse_entry(const char *s, size_t len, struct fault *f, int complain)
     memcpy(buf, s, len);
     buf[len] = 0;
     char *eq = strchr(buf, '='), *at = strchr(buf, '@');
-    int slot = eq ? slot_of(buf, (size_t)(eq - buf)) : -1;
+    int slot = eq ? (eq - buf == 1 && buf[0] == '*' ? SLOT_ALL : slot_of(buf, (size_t)(eq - buf))) : -1;
     const char *why = NULL;
     memset(f, 0, sizeof *f);
     f->from = 1;
@@ -104,9 +106,9 @@ static int parse_entry(const char *s, size_t len, struct fault *f, int complain)
         *at = 0;
         f->from = strtoul(at + 1, NULL, 10);
     }
-    if (slot < 0)
+    if (slot == -1)
         why = "unknown PKCS#11 v2.40 function";
-    else if (FUNCS[slot].nargs > 6 || slot == SLOT_GET_FUNCTION_LIST)
+    else if (slot >= 0 && (FUNCS[slot].nargs > 6 || slot == SLOT_GET_FUNCTION_LIST))
         why = "cannot be wrapped (more than 6 arguments, or C_GetFunctionList)";
     else if (strcmp(eq + 1, "segv") == 0) f->action = SEGV;
     else if (strcmp(eq + 1, "abort") == 0) f->action = ABORT;
@@ -125,6 +127,8 @@ static int parse_entry(const char *s, size_t len, struct fault *f, int complain)
     return slot;
 }
 
+static int wrappable(int slot) { return FUNCS[slot].nargs <= 6 && slot != SLOT_GET_FUNCTION_LIST; }
+
 /* The fault for `slot` at call number n in `spec` (last applicable entry wins); marks wrapped slots if asked. */
 static void scan(const char *spec, int slot, U n, struct fault *out, int complain, int *wanted)
 {
@@ -134,7 +138,10 @@ static void scan(const char *spec, int slot, U n, struct fault *out, int complai
         int s = parse_entry(spec, len, &f, complain);
         if (s >= 0 && wanted)
             wanted[s] = 1;
-        if (s >= 0 && s == slot && n >= f.from)
+        if (s == SLOT_ALL && wanted)
+            for (int i = 0; i < NFUNCS; i++)
+                wanted[i] = wrappable(i);
+        if ((s == slot || (s == SLOT_ALL && slot >= 0)) && n >= f.from)
             *out = f;
         spec += len + (spec[len] != 0);
     }
@@ -161,6 +168,8 @@ static void fire(int slot, struct fault *f)
         snprintf(msg, sizeof msg, "faultshim: %s -> rv:%#lx\n", FUNCS[slot].name, f->value);
     else if (f->action == EXIT)
         snprintf(msg, sizeof msg, "faultshim: %s -> exit:%lu\n", FUNCS[slot].name, f->value);
+    else if (f->action == DELAY && getenv("CONFORMANCE_FAULTS_QUIET"))
+        msg[0] = 0; /* a latency on every call: one line each would be noise */
     else if (f->action == DELAY)
         snprintf(msg, sizeof msg, "faultshim: %s -> delay:%g\n", FUNCS[slot].name, f->seconds);
     else
@@ -244,7 +253,7 @@ static CK_RV load(void)
     scan(getenv("CONFORMANCE_FAULTS"), -1, 0, &unused, 1, wanted);
     shim = *list;
     for (int i = 0; i < NFUNCS; i++)
-        if ((wanted[i] || getenv("CONFORMANCE_FAULT_FILE")) && FUNCS[i].nargs <= 6)
+        if ((wanted[i] || getenv("CONFORMANCE_FAULT_FILE")) && wrappable(i))
             shim.fn[i] = WRAPPERS[i];
     shim.fn[SLOT_GET_FUNCTION_LIST] = (void *)C_GetFunctionList;
     real = list;

@@ -1,0 +1,151 @@
+"""Every answer the module's process sends back. An answer about a check, a stress run or an application step has
+an `outcome` (passed, failed, skipped, error, crashed, hung, or what the step did)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+
+from ..engine.schedule import StepResult
+from .messages import Latency
+from .wire import Wire
+
+# --- answers (module's process -> pytest process) ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ready(Wire):
+    NAME: ClassVar[str] = "ready"
+
+    pid: int
+    facts: Mapping[str, Any] = field(default_factory=dict)  # library, token and mechanism facts (no secrets)
+
+
+@dataclass(frozen=True)
+class Failed(Wire):
+    """A command could not be carried out (the module does not load, a provider cannot be made): the exception
+    class and a one-line detail, PIN redacted."""
+
+    NAME: ClassVar[str] = "error"
+
+    error: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CheckAnswer(Wire):
+    NAME: ClassVar[str] = "check"
+
+    outcome: str  # passed | failed | skipped | error (could not import the check: ours) | crashed | hung
+    message: str = ""
+    where: str = ""  # the check's own frames, innermost last
+    observed: Any = None
+    has_observed: bool = False  # observe() was called (None is a value a check may observe)
+    stacks: str = ""  # every thread's stack, after a crash or hang
+
+
+@dataclass(frozen=True)
+class StepEvent(Wire):
+    NAME: ClassVar[str] = "step"
+    _nested: ClassVar[Mapping[str, Any]] = {"result": StepResult}
+
+    result: StepResult
+
+
+@dataclass(frozen=True)
+class ScheduleDone(Wire):
+    NAME: ClassVar[str] = "done"
+
+    final: Mapping[str, Any]  # end-of-example ground truth (Trace.final)
+    reset_us: float
+    run_us: float
+    restart: bool = False  # an actor is stuck for good: the parent must start a new process
+
+
+@dataclass(frozen=True)
+class ScheduleHung(Wire):
+    NAME: ClassVar[str] = "hung"
+
+    index: int
+    stacks: str
+
+
+@dataclass(frozen=True)
+class StressAnswer(Wire):
+    NAME: ClassVar[str] = "stress"
+    _tuples: ClassVar[frozenset[str]] = frozenset({"violations"})
+
+    outcome: str  # passed | failed | error | hung (| crashed, decided by the parent)
+    violations: tuple[str, ...] = ()
+    stacks: str = ""
+    cause: str = ""  # why the process stopped answering (parent side)
+    restart: bool = False
+    open_calls: int | None = None
+    operations: int | None = None
+    elapsed_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Snapshotted(Wire):
+    NAME: ClassVar[str] = "snapshot"
+
+    snapshot: Mapping[str, Any]  # live/integrity.py Snapshot.to_dict()
+
+
+@dataclass(frozen=True)
+class Swept(Wire):
+    NAME: ClassVar[str] = "sweep"
+
+    destroyed: int
+
+
+@dataclass(frozen=True)
+class SutChecked(Wire):
+    NAME: ClassVar[str] = "sut_check"
+
+    problem: str | None = None  # one line naming the fix; None: the factory made a provider
+
+
+@dataclass(frozen=True)
+class Capabilities(Wire):
+    NAME: ClassVar[str] = "capabilities"
+
+    missing: Mapping[str, str]  # capability -> why the token lacks it
+
+
+@dataclass(frozen=True)
+class LoginChecked(Wire):
+    NAME: ClassVar[str] = "login_check"
+
+    problem: str | None = None  # None | wrong_pin | locked | other
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginRoundsAnswer(Wire):
+    NAME: ClassVar[str] = "login_rounds"
+
+    done: int
+    error: str | None = None  # the first error's class; the loop stops there (never retried: PIN lockout)
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class AppAnswer(Wire):
+    NAME: ClassVar[str] = "app"
+
+    outcome: str  # a word (ok, closed, a session state) or an exception class, never a message
+
+
+@dataclass(frozen=True)
+class Measured(Wire):
+    NAME: ClassVar[str] = "latency"
+    _nested: ClassVar[Mapping[str, Any]] = {"latency": Latency}
+
+    latency: Latency
+
+
+@dataclass(frozen=True)
+class Floor(Wire):
+    NAME: ClassVar[str] = "floor"
+
+    round_trip_us: float
