@@ -62,8 +62,10 @@ class Timing:
         return max(CHECK_TIMEOUT_S, SAFETY * examples * per_example)
 
     def stress_budget(self, threads: int, iterations: int, calls_per_use: int = TYPICAL_STEP_CALLS) -> float:
-        """One free-running stress round, every thread's uses one after the other (a shared session serialises)."""
-        return self.budget(calls=threads * iterations * calls_per_use, logins=threads, floor=STRESS_TIMEOUT_S)
+        """One free-running stress round, every thread's uses one after the other (a shared session serialises),
+        each acquire possibly a new session and login (a refcounted session closes on its last release)."""
+        uses = threads * iterations
+        return self.budget(calls=uses * calls_per_use, logins=uses, floor=STRESS_TIMEOUT_S)
 
     def applications_budget(self, rounds: int) -> float:
         """A process's login rounds (open, login, logout, close each)."""
