@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from faults import build_shim
 
 SLICE = "test_provider and not stress or test_active_operations"
