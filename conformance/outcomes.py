@@ -11,6 +11,7 @@ OUTCOMES = ("passed", "failed", "xfailed", "xpassed", "skipped", "error", "crash
 LAYERS = ("module", "binding", "provider", "harness")
 CHECK_LAYERS = ("module", "binding", "provider")
 HARNESS = "harness"
+MODULE = "module"
 # Outcomes that are findings: something behaved other than the spec, the docs or a declaration say.
 FINDINGS = ("failed", "crashed", "hung", "error")
 # The module's process died (crashed) or stopped answering (hung) during the check.

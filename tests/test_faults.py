@@ -176,6 +176,8 @@ def test_module_hang_is_hung_with_the_stuck_stack(faulty_run: Run):
     record = faulty_run.record("fake.seed_hangs")
     assert record["outcome"] == "hung", record
     assert "did not finish in 3 s" in record["reason"]
+    assert "the tap saw MainThread: inside C_SeedRandom for " in record["reason"], record["reason"]  # evidence
+    assert record["layer"] == "module"
     assert "faultshim: C_SeedRandom -> hang" in record["reason"]
     assert 'test_fake_checks.py", line' in record["reason"] and "in test_seed" in record["reason"]
 

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from conformance.gate.compare import GATE_SCHEMA, GateInputError, GateReport, compare, match_vendors
 from conformance.gate.format import line, render, render_markdown, render_text
 from conformance.results.document import Results, RunInfo
+from conformance.results.records import Coverage
 
 from gate_records import ANCHOR, BINDING_DECLARATION, CHECK, RUN, doc, pair, rec
 
@@ -28,6 +30,31 @@ def test_xfailed_to_failed_is_regressed():
     """A declared deviation happening as declared (xfailed) is good: failing outright afterwards is regressed."""
     change = pair(rec("xfailed"), rec("failed"))
     assert (change.kind, change.regression) == ("regressed", True)
+
+
+def test_exploration_cut_short_is_not_comparable():
+    """Issue 11: "a run that explored fewer examples is not comparable by the gate without saying so" — a candidate
+    whose exploration a time budget cut short is still classified (unchanged here, no regression), but marked not
+    comparable, saying how far each run got, and the report warns once."""
+    full, cut = Coverage(100, 100), Coverage(34, 100, complete=False)
+    anchor = rec(check=ANCHOR)
+    report = compare(doc(anchor, replace(rec("passed"), coverage=full)),
+                     doc(anchor, replace(rec("passed"), coverage=cut)))
+    change = next(ch for ch in report.changes if ch.check == CHECK)
+    assert (change.kind, change.regression, change.comparable) == ("unchanged", False, False)
+    assert change.note == ("explored: baseline 100 of 100 examples, candidate 34 of 100 examples (the rest did not "
+                           "fit the time budget)")
+    assert change.to_dict()["comparable"] is False
+    assert "(not comparable)" in render_text(report) and "1 exploration did not run the same" in render_text(report)
+
+
+def test_explorations_that_ran_alike_are_comparable():
+    """Both explorations ran their examples to the end: comparable, whatever else they did; a finding that ended
+    one early (a different count) is compared as a finding."""
+    assert pair(replace(rec("passed"), coverage=Coverage(100, 100)),
+                replace(rec("passed"), coverage=Coverage(100, 100))).comparable
+    assert pair(replace(rec("passed"), coverage=Coverage(100, 100)),
+                replace(rec("failed"), coverage=Coverage(7, 100))).comparable
 
 
 def test_same_outcome_and_observed_is_unchanged():

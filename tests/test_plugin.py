@@ -22,7 +22,7 @@ RUN_KEYS = {"id", "started", "finished", "harness_version", "python_pkcs11_versi
 RUN_EXTENSIONS = {"exit_status"}  # pytest's exit status: tells an interrupted run from one that crashed
 VENDOR_KEYS = {"module", "library", "token", "mechanisms"}
 # Extensions of the contract: missing capabilities (checks that need them skip) and the wrapper stack.
-VENDOR_EXTENSIONS = {"capabilities_missing", "stack", "timing"}
+VENDOR_EXTENSIONS = {"capabilities_missing", "evidence", "stack", "timing"}
 # How a run that got to judge the vendor ends: every check passed, or some check failed (a finding, not a harness fault).
 RAN = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
 RESULT_KEYS = {"check", "vendor", "layer", "outcome", "observed", "reason", "spec", "duration_s", "reproducer", "trace"}

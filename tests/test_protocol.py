@@ -14,19 +14,20 @@ from conformance.executor import answers, messages
 from conformance.executor.protocol import (
     ANSWERS, COMMANDS, AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits,
     Latency, LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit,
-    Ready, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, StepEvent, StressAnswer, SutCheck,
+    Ready, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck,
     SutChecked, Sweep, Swept, TakeSnapshot, Wire, decode_answer, decode_command, encode_answer, encode_command,
 )
 
 INIT = ChildInit(name="softhsm", module="/lib/tap.so", module_shown="/lib/softhsm.so", real_module="/lib/softhsm.so",
                  ground_truth="/lib/tap.so", env={"SOFTHSM2_CONF": "/tmp/c"}, token_label="t", token_uri=None,
-                 pin="s3cret-pin", sut="conformance.refsession:reference_session", sys_path=("/a", "/b"))
+                 pin="s3cret-pin", sut="conformance.refsession:reference_session", sys_path=("/a", "/b"),
+                 evidence="/lib/tap.so")
 SCHEDULE = Schedule("operations", 2, (Step(0, "open", {"ref": "s0", "login": False}),
                                       Step(1, "search", {"ref": "it0", "session": "s0", "batch": 2}, True, (0,))))
 COMMAND_EXAMPLES: list[Wire] = [
     INIT,
     RunCheck("conformance.checks.test_login", "test_x", ("vendor", "observe", "size"), Limits(0.05, 3.0),
-             {"size": 128}),
+             {"size": 128}, deadline_s=120.0),
     RunSchedule(SCHEDULE, Limits(0.05, 1.0, 30.0)),
     ProviderStress(threads=4, iterations=150, uses=("digest", "search")),
     CallStress(threads=4, iterations=300, calls=("keygen", "random"), shared=True),
@@ -48,8 +49,12 @@ ANSWER_EXAMPLES: list[Wire] = [
     CheckAnswer("failed", "AssertionError: x", "test_login.py:3: assert x", {"seen": [1, None]}, True, ""),
     CheckAnswer("passed", observed=None, has_observed=True),
     StepEvent(StepResult(3, "raised", "OperationActive", None, 12.5, None, ("RuntimeError",))),
+    StepEvent(StepResult(4, "blocked", evidence="tap: no PKCS#11 call in 0.05 s, outside the module (waiting above it)")),
     ScheduleDone({"alive_refs": ["s0"], "leaked": 0}, 250.0, 1200.5, restart=True),
     ScheduleHung(2, "Thread 0x1 (most recent call first): ..."),
+    ScheduleHung(1, "...", "tap: inside C_FindObjects for 2.0 s without returning", "C_FindObjects"),
+    Stalled(("MainThread: inside C_SeedRandom for 3.0 s", "actor0: outside the module (4 calls made)"), "C_SeedRandom"),
+    CheckAnswer("hung", "the check did not finish in 3 s", stacks="...", inside="C_SeedRandom"),
     StressAnswer("failed", ("thread 1, round 3: use('digest') raised GeneralError",), open_calls=2, operations=600,
                  elapsed_s=0.4),
     StressAnswer("hung", cause="unresponsive", restart=True, stacks="..."),

@@ -148,7 +148,9 @@ def test_softhsm_spy_traces_calls_without_pins(tmp_path: Path) -> None:
     try:
         prov = stage.freeze()
         assert prov.module.endswith("pkcs11-spy.so")
-        assert prov.env["PKCS11SPY"] == profile.module and prov.trace_log == str(tmp_path / "spy.log")
+        # The spy wraps the tap, which is in front of the module (evidence of every call: native/tap.c).
+        assert prov.env["PKCS11SPY"] == prov.evidence and prov.env["CONFORMANCE_TAP_MODULE"] == profile.module
+        assert prov.trace_log == str(tmp_path / "spy.log")
         cursor = TraceCursor(prov.trace_log)
         cursor.mark()
         assert smoke(stage, "canary-4711") == "OK 3"

@@ -14,7 +14,7 @@ from conformance import RESULTS_SCHEMA
 from conformance.results import document as results
 from conformance.outcomes import LAYERS, OUTCOMES
 from conformance.engine.schedule import Schedule, Step
-from conformance.results.records import Record, Reproducer
+from conformance.results.records import Coverage, Record, Reproducer
 from conformance.results.document import Results, ResultsWriter, RunInfo, load_results, write_atomic
 
 texts = st.text(max_size=30)
@@ -37,6 +37,8 @@ records = st.builds(
     duration_s=st.floats(0, 10**4).map(lambda x: round(x, 6)),
     reproducer=st.none() | reproducers,
     trace=st.none() | texts,
+    coverage=st.none() | st.builds(Coverage, run=st.integers(0, 500), planned=st.integers(0, 500),
+                                   complete=st.booleans()),
 )
 run_infos = st.builds(
     RunInfo,

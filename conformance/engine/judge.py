@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from ..outcomes import MODULE
 from .model import BLOCKED, Expectation, Model
 from .schedule import Schedule, Step, StepResult, Trace
 
@@ -75,9 +76,10 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
         result = results.get(i, StepResult(i, "not_run"))
         if result.status in ("crashed", "hung"):  # a step's status (schedule.STATUSES)
             status = result.status
-            cause = trace.crashed or ("no return within the step timeout" if status == "hung" else "")
-            # Blamed on the layer that step exercises: a provider call that dies is the provider's finding.
-            layer = model.expect(step.actor, step).layer
+            cause = trace.crashed or (result.evidence or "no return within the step timeout" if status == "hung" else "")
+            # Blamed on the layer that step exercises (a provider call that dies is the provider's finding) —
+            # unless the tap saw the call held inside the module: then the module holds it, whatever called it.
+            layer = MODULE if result.inside is not None else model.expect(step.actor, step).layer
             mismatches.append(Mismatch(i, ("a return",), f"{status} ({cause})" if cause else status,
                                        "module" if layer == "harness" else layer, "the call must return"))
             return Verdict(tuple(mismatches), status, _freeze(observed))

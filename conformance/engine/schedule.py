@@ -89,6 +89,9 @@ class StepResult:
     duration_us: float = 0.0
     completed_after: int | None = None  # for a blocked step: the step after which it returned
     ignored: tuple[str, ...] = ()  # exceptions Python swallowed during the step ("Exception ignored in __del__")
+    # How "blocked" or "hung" was decided: the tap's evidence ("tap: ...") or, without a tap, timing ("timing: ...").
+    evidence: str | None = None
+    inside: str | None = None  # hung: the PKCS#11 function the actor was inside (the module holds the call)
 
     def outcome(self) -> str:
         """The comparable outcome: 'ok', 'ok:value', 'raises:Name', or the status."""
@@ -108,6 +111,10 @@ class StepResult:
             out["completed_after"] = self.completed_after
         if self.ignored:
             out["ignored"] = list(self.ignored)
+        if self.evidence is not None:
+            out["evidence"] = self.evidence
+        if self.inside is not None:
+            out["inside"] = self.inside
         return out
 
     @classmethod
@@ -120,6 +127,8 @@ class StepResult:
             duration_us=float(data.get("duration_us", 0.0)),
             completed_after=data.get("completed_after"),
             ignored=tuple(data.get("ignored", ())),
+            evidence=data.get("evidence"),
+            inside=data.get("inside"),
         )
 
 

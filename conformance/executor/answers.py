@@ -41,6 +41,20 @@ class CheckAnswer(Wire):
     observed: Any = None
     has_observed: bool = False  # observe() was called (None is a value a check may observe)
     stacks: str = ""  # every thread's stack, after a crash or hang
+    inside: str | None = None  # hung: the PKCS#11 function the tap saw a thread held in (the module's finding)
+
+
+@dataclass(frozen=True)
+class Stalled(Wire):
+    """A check body still running at its deadline, sent by the module's process just before the parent aborts it:
+    where each thread is, as the tap sees it (waiting.positions)."""
+
+    NAME: ClassVar[str] = "stalled"
+    _tuples: ClassVar[frozenset[str]] = frozenset({"threads"})
+
+    threads: tuple[str, ...]  # one line per thread that made PKCS#11 calls: "MainThread: inside C_X for 3.0 s"
+    inside: str | None = None  # the PKCS#11 function the one thread inside the module is held in (None: no
+    # thread, or several at once)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,8 @@ class ScheduleHung(Wire):
 
     index: int
     stacks: str
+    evidence: str = ""  # how it was decided (waiting.Decision)
+    inside: str | None = None  # the PKCS#11 function the actor was inside, if the module holds the call
 
 
 @dataclass(frozen=True)
@@ -77,7 +93,7 @@ class StressAnswer(Wire):
     outcome: str  # passed | failed | error | hung (| crashed, decided by the parent)
     violations: tuple[str, ...] = ()
     stacks: str = ""
-    cause: str = ""  # why the process stopped answering (parent side)
+    cause: str = ""  # why the process stopped answering (parent side), or where the stuck threads are (tap)
     restart: bool = False
     open_calls: int | None = None
     operations: int | None = None

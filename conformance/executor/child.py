@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from typing import Callable
 
 from ..live import integrity
@@ -23,21 +24,25 @@ from .checkrun import login_check, run_check
 from .host import ModuleHost
 from .latency import measure
 from .protocol import (
-    AppStep, CallStress, Capabilities, ChildInit, Failed, Floor, LoginCheck, LoginRounds, MeasureFloor,
-    MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, SutCheck, SutChecked, Sweep,
+    AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, LoginCheck, LoginRounds, MeasureFloor,
+    MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, Stalled, SutCheck, SutChecked, Sweep,
     Swept, TakeSnapshot, Wire, decode_command, encode_answer,
 )
 from .runner import run_schedule
+from .waiting import Watchdog
 from .stress import run_calls, run_stress
 
 _STDOUT = sys.stdout.fileno()
+_WRITING = threading.Lock()
 RESTART_EXIT = 3  # the parent reads a dead child as crashed; this one only says threads are stuck for good
 
 
 def _emit(answer: Wire) -> None:
     # One unbuffered write per message: each step's result is out of the process before the next step starts,
-    # so a crash loses nothing already done.
-    os.write(_STDOUT, (encode_answer(answer) + "\n").encode())
+    # so a crash loses nothing already done. Locked: a watchdog thread may write too.
+    line = (encode_answer(answer) + "\n").encode()
+    with _WRITING:
+        os.write(_STDOUT, line)
 
 
 def _snapshot(host: ModuleHost, command: TakeSnapshot) -> Snapshotted:
@@ -62,13 +67,32 @@ def _stress(run: Callable[[ModuleHost, ProviderStress | CallStress], Wire]) -> C
     return handle
 
 
+def _stalled(lines: tuple[str, ...], held: tuple[str, ...]) -> None:
+    # The module holds the call, and is the one to blame, only where one thread is inside it: with several in it
+    # at once under python-pkcs11's C_Initialize(NULL) (no concurrent calls promised, v3.0 §5.4) the check's own
+    # layer stays, with the positions quoted.
+    _emit(Stalled(lines, held[0] if len(held) == 1 else None))
+
+
+def _check(host: ModuleHost, command: RunCheck) -> CheckAnswer:
+    """A check body; with the tap, a watchdog says at the deadline where each thread is (which call the module
+    holds), before the parent aborts this process."""
+    watchdog = (Watchdog(host.calls, command.deadline_s, _stalled)
+                if host.calls is not None and command.deadline_s else None)
+    try:
+        return run_check(host.live, command)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
 def _answering(handler: Callable[[ModuleHost, Wire], Wire]) -> Callable[[ModuleHost, Wire], None]:
     return lambda host, command: _emit(handler(host, command))
 
 
 # command -> what the module's process does with it (ChildInit and Quit are handled by main()).
 HANDLERS: dict[type[Wire], Callable[[ModuleHost, Wire], None]] = {
-    RunCheck: _answering(lambda host, c: run_check(host.live, c)),  # type: ignore[arg-type]
+    RunCheck: _answering(_check),  # type: ignore[arg-type]
     RunSchedule: lambda host, c: run_schedule(host, c, _emit),  # type: ignore[arg-type]
     ProviderStress: _stress(run_stress),  # type: ignore[arg-type]
     CallStress: _stress(run_calls),  # type: ignore[arg-type]
@@ -90,10 +114,12 @@ def _start(init: ChildInit) -> ModuleHost | None:
         host = ModuleHost(init)
         facts = describe(host.lib, host.token)
         if init.real_module != init.module:
-            # Under p11-kit or the spy the binding sees the wrapper's C_GetInfo: record the module's own (the
-            # same instance the wrapper loaded), and the wrapper's beside it.
-            facts["loaded_library"] = facts["library"]
-            facts["library"] = GroundTruth(init.real_module).library_info()
+            # Under p11-kit the binding sees the wrapper's C_GetInfo: record the module's own (the same instance
+            # the wrapper loaded), and the wrapper's beside it where it differs (the tap and the spy pass it on).
+            own = GroundTruth(init.real_module).library_info()
+            if own != facts["library"]:
+                facts["loaded_library"] = facts["library"]
+                facts["library"] = own
     except Exception as exc:  # reported as data; the parent turns it into a clear error
         _emit(Failed(type(exc).__name__, redact(str(exc)[:500], [init.pin])))
         return None

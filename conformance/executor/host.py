@@ -15,6 +15,7 @@ from typing import Any
 
 from ..engine.families import Family
 from ..engine.vocabulary import FIXTURE_OBJECTS
+from ..live.calls import ModuleCalls
 from ..live.groundtruth import GroundTruth
 from ..live.integrity import sweep_token
 from ..live.tokens import LOAD_ERRORS, find_token
@@ -46,6 +47,7 @@ class ModuleHost:
         self.init = init
         self.token = find_token(self.lib, init.token_label, init.token_uri)
         self.ground_truth = GroundTruth(init.ground_truth or init.module)
+        self.calls = ModuleCalls.attach(init.evidence)  # None: no tap, decisions by timing alone
         self.live = LiveVendor(self.lib, self.token, self.ground_truth, init.pin, init.name)
         self.pin = init.pin
         self.sut_spec = init.sut

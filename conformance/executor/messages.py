@@ -64,6 +64,7 @@ class ChildInit(Wire):
     pin: str = field(repr=False)
     sut: str = ""  # --sut MODULE:FACTORY, made in this process for provider scenarios and stress
     sys_path: tuple[str, ...] = ()  # pytest's sys.path: the child imports checks and the --sut module as pytest did
+    evidence: str | None = None  # the tap watching the module's calls (live/calls.py); None: timing only
 
 
 # --- commands (pytest process -> module's process) --------------------------------------------------------------
@@ -81,6 +82,7 @@ class RunCheck(Wire):
     args: tuple[str, ...]  # fixture names the body takes (plugin/dispatch.py: only what the child provides)
     limits: Limits = Limits()
     params: Mapping[str, Any] = field(default_factory=dict)  # the check's own parametrize values (JSON)
+    deadline_s: float | None = None  # the check's budget: at it, the child says where its threads are (Stalled)
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,18 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
 from ..engine.schedule import Schedule, StepResult, Trace
+from .waiting import PATIENCE
 from .protocol import (
     AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits, LoginCheck,
     LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit, Ready,
-    RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, StepEvent, StressAnswer, SutCheck, SutChecked,
+    RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck, SutChecked,
     Sweep, Swept, TakeSnapshot, Wire, decode_answer, encode_command,
 )
 
 __all__ = ["Executor", "ExecutorError", "Limits", "StartFailed", "child_env"]
 
 A = TypeVar("A", bound=Wire)
+STALL_GRACE_S = 2.0  # past a check's deadline, for the child's Stalled report to arrive
 # The directory holding the `conformance` package, installed or a checkout: the child must import this very one.
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
@@ -181,10 +183,11 @@ class Executor:
         self.ensure()
         self._send(RunSchedule(schedule, self.limits))
         results: dict[int, StepResult] = {}
-        budget = len(schedule.steps) * (self.limits.step_timeout + self.limits.block_window) + 10.0
-        deadline = time.monotonic() + budget
+        # The child answers each step in at most a step timeout without progress (PATIENCE with it) plus the end
+        # watch; it says "hung" itself before that. Silence past this bound: it cannot say anything any more.
+        patience = PATIENCE * self.limits.step_timeout + self.limits.block_window + self.limits.end_watch + 10.0
         while True:
-            answer = self._read(max(0.0, deadline - time.monotonic()))
+            answer = self._read(patience)
             if answer is None:
                 # Dead (crashed) or silent past every bound (hung without being able to say so).
                 cause = self._stopped()
@@ -196,7 +199,8 @@ class Executor:
                 raise ExecutorError(answer.detail or answer.error or "executor error")
             elif isinstance(answer, ScheduleHung):
                 self._kill()
-                return self._cut(schedule, results, "hung", stacks=answer.stacks, at=answer.index)
+                return self._cut(schedule, results, "hung", stacks=answer.stacks, at=answer.index,
+                                 evidence=answer.evidence or None, inside=answer.inside)
             elif isinstance(answer, ScheduleDone):
                 trace = Trace(tuple(results[i] for i in sorted(results)), reset_us=answer.reset_us,
                               run_us=answer.run_us, final=answer.final)
@@ -205,13 +209,14 @@ class Executor:
                 return trace
 
     def _cut(self, schedule: Schedule, results: dict[int, StepResult], status: str, *, crashed: str | None = None,
-             stacks: str | None = None, at: int | None = None) -> Trace:
+             stacks: str | None = None, at: int | None = None, evidence: str | None = None,
+             inside: str | None = None) -> Trace:
         """The trace of an example that ended early: step `at` (default: the first that never reported) gets
         `status`, steps that reported keep their result, the rest are `not_run`."""
         if at is None:
             at = next((i for i in range(len(schedule.steps)) if i not in results), len(schedule.steps))
         out = tuple(
-            StepResult(i, status) if i == at else results.get(i, StepResult(i, "not_run"))
+            StepResult(i, status, evidence=evidence, inside=inside) if i == at else results.get(i, StepResult(i, "not_run"))
             for i in range(len(schedule.steps))
         )
         return Trace(out, crashed=crashed, stacks=stacks)
@@ -228,19 +233,21 @@ class Executor:
             return CheckAnswer(exc.outcome, f"{exc}, before the check could run", stacks=self._stderr_tail())
         except ExecutorError as exc:
             return CheckAnswer("failed", f"the module process could not load the module for the check: {exc}")
-        self._send(RunCheck(module, function, tuple(args), self.limits, dict(params)))
-        answer = self._read(timeout)
+        self._send(RunCheck(module, function, tuple(args), self.limits, dict(params), deadline_s=timeout))
+        # The child says where its threads are at the deadline (Stalled, with the tap); a little grace for it.
+        answer = self._read(timeout + STALL_GRACE_S)
         if isinstance(answer, CheckAnswer):
             return answer
-        if answer is not None:  # the two sides disagree on the protocol: ours, never the vendor's
+        if answer is not None and not isinstance(answer, Stalled):  # ours, never the vendor's
             raise ExecutorError(f"the module process answered {answer.NAME!r} to a check")
         if self._eof:
             cause = self._stopped()
             return CheckAnswer("crashed", f"the module process died ({cause}) during the check",
                                stacks=self._stderr_tail())
         self._abort()
-        return CheckAnswer("hung", f"the check did not finish in {timeout:.0f} s (--check-timeout)",
-                           stacks=self._stderr_tail())
+        seen = ("; the tap saw " + "; ".join(answer.threads)) if isinstance(answer, Stalled) and answer.threads else ""
+        return CheckAnswer("hung", f"the check did not finish in {timeout:.0f} s (--check-timeout){seen}",
+                           stacks=self._stderr_tail(), inside=answer.inside if isinstance(answer, Stalled) else None)
 
     def ask(self, command: Wire, answer_type: type[A], timeout: float | None = None) -> A:
         """One request/answer with the child; ExecutorError (outcome crashed or hung) if it dies or stays silent
@@ -309,6 +316,8 @@ class Executor:
         self._send(command)
         answer = self._read(timeout)
         if isinstance(answer, StressAnswer):
+            if answer.restart:
+                self._kill()  # it exits on its own; gone before anything else is asked of a new one
             return answer
         cause = self._stopped()
         return StressAnswer("hung" if cause == "unresponsive" else "crashed", cause=cause)

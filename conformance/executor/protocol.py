@@ -12,7 +12,7 @@ import json
 
 from .answers import (
     AppAnswer, Capabilities, CheckAnswer, Failed, Floor, LoginChecked, LoginRoundsAnswer, Measured, Ready,
-    ScheduleDone, ScheduleHung, Snapshotted, StepEvent, StressAnswer, SutChecked, Swept,
+    ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutChecked, Swept,
 )
 from .messages import (
     AppStep, CallStress, ChildInit, Latency, Limits, LoginCheck, LoginRounds, MeasureFloor, MeasureLatency,
@@ -24,7 +24,7 @@ __all__ = [
     "ANSWERS", "COMMANDS", "AppAnswer", "AppStep", "CallStress", "Capabilities", "CheckAnswer", "ChildInit", "Failed",
     "Floor", "Latency", "Limits", "LoginCheck", "LoginChecked", "LoginRounds", "LoginRoundsAnswer", "MeasureFloor",
     "MeasureLatency", "Measured", "ProbeCapabilities", "ProviderStress", "Quit", "Ready", "RunCheck", "RunSchedule",
-    "ScheduleDone", "ScheduleHung", "Snapshotted", "StepEvent", "StressAnswer", "SutCheck", "SutChecked", "Sweep",
+    "ScheduleDone", "ScheduleHung", "Snapshotted", "Stalled", "StepEvent", "StressAnswer", "SutCheck", "SutChecked", "Sweep",
     "Swept", "TakeSnapshot", "Wire", "decode_answer", "decode_command", "encode_answer", "encode_command",
 ]
 
@@ -33,7 +33,7 @@ COMMANDS: dict[str, type[Wire]] = {c.NAME: c for c in (
     SutCheck, ProbeCapabilities, LoginCheck, MeasureLatency, MeasureFloor, Quit)}
 ANSWERS: dict[str, type[Wire]] = {a.NAME: a for a in (
     Ready, Failed, CheckAnswer, StepEvent, ScheduleDone, ScheduleHung, StressAnswer, Snapshotted, Swept, SutChecked,
-    Capabilities, LoginChecked, LoginRoundsAnswer, AppAnswer, Measured, Floor)}
+    Capabilities, LoginChecked, LoginRoundsAnswer, AppAnswer, Measured, Floor, Stalled)}
 
 
 def encode_command(command: Wire) -> str:

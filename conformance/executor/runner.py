@@ -14,11 +14,13 @@ from typing import Any, Callable, NoReturn
 
 from ..engine.families import FAMILIES
 from ..engine.schedule import Step, StepResult
+from ..live.calls import InCall
 from ..sut import SutError
 from .actions import World
 from .actors import RESET
 from .host import ModuleHost
 from .protocol import Failed, RunSchedule, ScheduleDone, ScheduleHung, StepEvent, Wire
+from .waiting import Decision, Waiter
 
 Emit = Callable[[Wire], None]
 
@@ -52,7 +54,8 @@ def run_schedule(host: ModuleHost, command: RunSchedule, emit: Emit) -> None:
         # A blocked call returned after the last step that had been dispatched by then (timestamps, not the
         # moment we happened to read the result).
         after = max((k for k, t in enumerate(dispatched) if t <= ended), default=None) if was_blocked else None
-        result = StepResult(index, status, error, value, duration, after, ignored)
+        evidence = results[index].evidence if was_blocked else None
+        result = StepResult(index, status, error, value, duration, after, ignored, evidence)
         results[index] = result
         finished.add(index)
         emit(StepEvent(result))
@@ -69,6 +72,17 @@ def run_schedule(host: ModuleHost, command: RunSchedule, emit: Emit) -> None:
                 return False
         return True
 
+    waiter = Waiter(host.calls, wait_for, window, timeout)
+    blocked_at: dict[int, InCall | None] = {}  # a blocked step: where its actor was when it was judged blocked
+
+    def thread_of(index: int) -> int | None:
+        return host.actors[schedule.steps[index].actor].thread.native_id
+
+    def must_return(index: int) -> None:
+        decision = waiter.returns(index, thread_of(index))
+        if not decision.done:
+            _hung(index, decision, emit)
+
     run_started = time.perf_counter()
     for i, step in enumerate(schedule.steps):
         actor = host.actors[step.actor]
@@ -78,25 +92,30 @@ def run_schedule(host: ModuleHost, command: RunSchedule, emit: Emit) -> None:
             dispatched.append(float("inf"))
             emit(StepEvent(results[i]))
             continue
+        before = waiter.look(actor.thread.native_id)
         dispatched.append(time.perf_counter())
         actor.inbox.put((i, step))
         if step.expect_block:
-            if not wait_for(i, window):
-                results[i] = StepResult(i, "blocked")
+            decision = waiter.expected_block(i, actor.thread.native_id, before)
+            if not decision.done:
+                if decision.inside is not None or decision.evidence.startswith("tap: still"):
+                    _hung(i, decision, emit)  # it reached the module and never came back: not a block
+                results[i] = StepResult(i, "blocked", evidence=decision.evidence)
+                blocked_at[i] = waiter.look(actor.thread.native_id)
                 emit(StepEvent(results[i]))
-        elif not wait_for(i, timeout):
-            _hung(i, emit)
+        else:
+            must_return(i)
         for j in step.unblocks:
-            if j not in finished and not wait_for(j, timeout):
-                _hung(j, emit)
+            if j not in finished:
+                must_return(j)
     run_us = (time.perf_counter() - run_started) * 1e6
     # A call the plan expected to stay blocked may have been released by the last steps (the plan assumed the
     # other allowed outcome of an implementation-defined point): watch it a while longer (Limits.end_watch, from
-    # the module's latency: once released it still makes its own calls), so "still blocked at the end" means
-    # blocked, not slow to wake.
+    # the module's latency; and once it reaches the module, for as long as the module takes), so "still blocked
+    # at the end" means blocked, not slow to wake.
     deadline = time.monotonic() + command.limits.end_watch
     for index in sorted(k for k, r in results.items() if r.status == "blocked" and k not in finished):
-        wait_for(index, max(0.0, deadline - time.monotonic()))
+        waiter.released(index, thread_of(index), max(0.0, deadline - time.monotonic()), blocked_at.get(index))
     # Let any unexpected late completions land before the verdict.
     while True:
         try:
@@ -188,6 +207,6 @@ def thread_stacks() -> str:
         return fh.read()
 
 
-def _hung(index: int, emit: Emit) -> NoReturn:
-    emit(ScheduleHung(index, thread_stacks()))
+def _hung(index: int, decision: Decision, emit: Emit) -> NoReturn:
+    emit(ScheduleHung(index, thread_stacks(), decision.evidence, decision.inside))
     os._exit(3)  # a thread is stuck inside the module or on a lock: this process cannot be reused

@@ -23,6 +23,7 @@ from .actions import World, use
 from .host import ModuleHost
 from .protocol import CallStress, ProviderStress, StressAnswer
 from .runner import thread_stacks
+from .waiting import positions
 
 _AES, _LABEL, _SHA256 = KeyType.AES, Attribute.LABEL, Mechanism.SHA256
 
@@ -82,7 +83,7 @@ def run_stress(host: ModuleHost, command: ProviderStress) -> StressAnswer:
 
     started = time.perf_counter()
     if not _free_run(worker, threads_n, "stress", command.switch_interval, timeout):
-        return StressAnswer("hung", tuple(violations), thread_stacks(), restart=True)
+        return _stuck(host, tuple(violations), "stress")
     elapsed = time.perf_counter() - started
     still_open = sum(1 for h in set(world.provider_handles) if host.ground_truth.session_info(h) is not None)
     if still_open:
@@ -123,9 +124,16 @@ def run_calls(host: ModuleHost, command: CallStress) -> StressAnswer:
             errors.append(f"thread {n}: {type(exc).__name__}")
 
     if not _free_run(worker, threads_n, "calls", command.switch_interval, timeout):
-        return StressAnswer("hung", tuple(errors), thread_stacks(), restart=True)
+        return _stuck(host, tuple(errors), "calls")
     host.close_everything()
     return StressAnswer("failed" if errors else "passed", tuple(errors[:MAX_VIOLATIONS]))
+
+
+def _stuck(host: ModuleHost, violations: tuple[str, ...], threads: str) -> StressAnswer:
+    """Threads still running at the timeout: hung, with every stack and, with the tap, where each thread is."""
+    lines, _ = positions(host.calls, threads) if host.calls is not None else ((), None)
+    cause = ("the tap saw " + "; ".join(lines)) if lines else ""
+    return StressAnswer("hung", violations, thread_stacks(), cause=cause, restart=True)
 
 
 def _free_run(worker: Callable[[int], None], n: int, name: str, switch_interval: float, timeout: float) -> bool:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..outcomes import BAD, GOOD
@@ -93,10 +93,14 @@ class Change:
     baseline: Side | None
     candidate: Side | None
     note: str = ""  # one line: why, or what to do
+    # False when the two runs did not explore the same: a time budget cut one short, or they ran different numbers
+    # of examples (see `note`); the class is then about what was explored, and the gate says so.
+    comparable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "class": self.kind,
+            "comparable": self.comparable,
             "check": self.check,
             "vendor": self.vendor,
             "baseline_vendor": self.baseline_vendor,
@@ -224,16 +228,39 @@ def compare(baseline: Results, candidate: Results, aliases: Sequence[tuple[str, 
                               f"with --vendor={new}" + (f" (or compare it with --as {old}=NAME)" if new == old else "")))
     for key in sorted(set(base) | set(cand)):
         b, c = base.get(key), cand.get(key)
-        changes.append(classify(key[0], key[1], old_name.get(key[1], key[1]), b, c))
+        changes.append(_explored_alike(classify(key[0], key[1], old_name.get(key[1], key[1]), b, c), b, c))
     order = {kind: i for i, kind in enumerate(CLASSES)}
     changes.sort(key=lambda ch: (not ch.regression, order[ch.kind], ch.vendor, ch.check))
     return GateReport(Source.of(baseline_label, baseline), Source.of(candidate_label, candidate), mapping,
                       tuple(changes), _warnings(baseline, candidate, changes))
 
 
+def _explored_alike(change: Change, b: Record | None, c: Record | None) -> Change:
+    """An exploration is comparable only with one that ran the same examples to the end: otherwise the change says
+    how far each got (a slow module's run cut short by its time budget explored fewer schedules)."""
+    if b is None or c is None or b.coverage is None or c.coverage is None:
+        return change
+    if b.coverage.complete and c.coverage.complete and b.coverage.run == c.coverage.run:
+        return change
+    if not (b.coverage.complete and c.coverage.complete) or b.outcome == c.outcome == "passed":
+        where = f"explored: baseline {b.coverage.describe()}, candidate {c.coverage.describe()}"
+        note = f"{change.note}; {where}" if change.note else where
+        return replace(change, comparable=False, note=note)
+    return change  # a finding ends an exploration early: different counts are expected there
+
+
 def _warnings(baseline: Results, candidate: Results, changes: list[Change]) -> tuple[str, ...]:
-    """Scenario checks record what their hypothesis examples happened to observe: with a random profile two runs may
-    differ in `observed` without any change in the module. Said when an observed-value regression may be that."""
+    """What makes the comparison less trustworthy. Scenario checks record what their hypothesis examples happened
+    to observe: with a random profile two runs may differ in `observed` without any change in the module (said
+    when an observed-value regression may be that). And explorations that did not run the same examples."""
+    cut = [c for c in changes if not c.comparable]
+    budget = ((f"{len(cut)} exploration{'s' if len(cut) != 1 else ''} did not run the same examples in both runs "
+               "(a time budget cut one short): their classes are about what was explored; rerun the short one "
+               "with a larger --check-timeout",) if cut else ())
+    return budget + _observed_warning(baseline, candidate, changes)
+
+
+def _observed_warning(baseline: Results, candidate: Results, changes: list[Change]) -> tuple[str, ...]:
     observed = any(c.kind == "regressed" and c.baseline and c.candidate and c.baseline.outcome == c.candidate.outcome
                    for c in changes)
     if not observed:

@@ -54,6 +54,8 @@ def line(change: Change) -> str:
     label = LABELS[change.kind]
     if change.kind == "lost_coverage" and not change.regression:
         label += " (declared)"
+    if not change.comparable:
+        label += " (not comparable)"
     if change.kind == "vendor_missing":
         return f"{label} [{show_vendor(change)}]: {change.note}"
     text = f"{label} {change.check} [{show_vendor(change)}]: {show_side(change.baseline)} -> {show_side(change.candidate)}"
@@ -65,7 +67,8 @@ def _listed(report: GateReport) -> tuple[list[Change], list[Change], list[Change
     regressions = list(report.regressions)
     quiet_new = [c for c in report.changes if c.kind == "new" and c.candidate and c.candidate.outcome in GOOD]
     quiet = {id(c) for c in quiet_new}
-    others = [c for c in report.changes if not c.regression and c.kind != "unchanged" and id(c) not in quiet]
+    others = [c for c in report.changes
+              if not c.regression and (c.kind != "unchanged" or not c.comparable) and id(c) not in quiet]
     return regressions, others, quiet_new
 
 
@@ -100,7 +103,7 @@ def render_markdown(report: GateReport) -> str:
     if rows:
         out += ["| | class | check | vendor | baseline | candidate | note |", "|---|---|---|---|---|---|---|"]
         for c in rows:
-            cells = ["❌" if c.regression else "", LABELS[c.kind], f"`{_cell(c.check)}`", _cell(show_vendor(c)),
+            cells = ["❌" if c.regression else "", LABELS[c.kind] + ("" if c.comparable else " (not comparable)"), f"`{_cell(c.check)}`", _cell(show_vendor(c)),
                      _cell(show_side(c.baseline)), _cell(show_side(c.candidate)), _cell(c.note)]
             out.append("| " + " | ".join(cells) + " |")
         out.append("")

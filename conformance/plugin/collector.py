@@ -79,8 +79,17 @@ class ResultsCollector:
             counts = tally.setdefault(record.vendor, {})
             counts[record.outcome] = counts.get(record.outcome, 0) + 1
         terminalreporter.section("pkcs11-conformance")
+        cut: dict[str, int] = {}
+        for record in self.writer.records:
+            if record.coverage is not None and not record.coverage.complete:
+                cut[record.vendor] = cut.get(record.vendor, 0) + 1
         for vendor, counts in tally.items():
-            terminalreporter.write_line(f"{vendor}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items())))
+            line_ = f"{vendor}: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+            if cut.get(vendor):
+                n = cut[vendor]
+                line_ += (f"; {n} exploration{'s' if n != 1 else ''} cut short by its time budget (passed on the "
+                          "examples that ran; raise --check-timeout to run them all)")
+            terminalreporter.write_line(line_, yellow=bool(cut.get(vendor)))
         terminalreporter.write_line(f"{len(self.writer.records)} results -> {self.writer.path}, {self.html_path}")
         for vendor, changes in self.integrity.items():
             if changes:

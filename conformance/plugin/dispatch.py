@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..outcomes import DIED, HARNESS
+from ..outcomes import DIED, HARNESS, MODULE
 from ..pins import redact
 from ..vendor.runtime import VendorRuntime
 from .meta import meta_of, redacted, update
@@ -39,6 +39,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if answer.outcome in DIED:
         integrity = runtime.integrity_note()
         update(pyfuncitem, died=answer.outcome, integrity=integrity)
+        if answer.inside is not None:  # the tap saw the call held inside the module: the module's finding
+            update(pyfuncitem, layer=MODULE)
         pytest.fail(f"{message}\n{integrity}\n\n{redact(answer.stacks, state.secrets)}".rstrip(), pytrace=False)
     if answer.outcome == "error":  # the child could not import the check: ours, not the vendor's
         update(pyfuncitem, layer=HARNESS)

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import pytest
 
 from ..pins import redact
-from ..results.records import Reproducer
+from ..results.records import Coverage, Reproducer
 
 REPORT_ATTRIBUTE = "conformance"  # TestReport attribute (pytest: reports may carry arbitrary extra attributes)
 
@@ -32,6 +32,7 @@ class CheckMeta:
     reproducer: Reproducer | None = None  # a failing scenario's minimal schedule
     trace: str | None = None  # the call-trace slice, relative to the results JSON
     deviations: tuple[Mapping[str, Any], ...] = ()  # the declared deviations that applied (origin + declaration)
+    coverage: Coverage | None = None  # a drawn exploration: how many examples ran of how many planned
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +40,7 @@ class CheckMeta:
             "observed": self.observed, "note": self.note, "died": self.died, "integrity": self.integrity,
             "reproducer": self.reproducer.to_dict() if self.reproducer else None, "trace": self.trace,
             "deviations": [dict(d) for d in self.deviations],
+            "coverage": self.coverage.to_dict() if self.coverage else None,
         }
 
     @classmethod
@@ -49,6 +51,7 @@ class CheckMeta:
             observed=data.get("observed"), note=data.get("note", ""), died=data.get("died"),
             integrity=data.get("integrity", ""), reproducer=Reproducer.from_dict(rep) if rep else None,
             trace=data.get("trace"), deviations=tuple(dict(d) for d in data.get("deviations", ())),
+            coverage=Coverage.from_dict(data["coverage"]) if data.get("coverage") else None,
         )
 
 

@@ -64,6 +64,7 @@ class RecordBuilder:
             reproducer=meta.reproducer,
             trace=meta.trace,
             deviations=meta.deviations,
+            coverage=meta.coverage,
             nodeid=report.nodeid,
         )
 

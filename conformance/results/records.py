@@ -39,6 +39,28 @@ class Reproducer:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """How much of a drawn exploration ran: `run` of the `planned` examples (the hypothesis profile's max_examples)
+    before a finding, the end, or the time budget (`complete` False: a slow module ran out of budget; no finding
+    among those run). The gate says when two runs did not explore the same."""
+
+    run: int
+    planned: int
+    complete: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"examples_run": self.run, "examples_planned": self.planned, "complete": self.complete}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Coverage:
+        return cls(int(data["examples_run"]), int(data["examples_planned"]), bool(data.get("complete", True)))
+
+    def describe(self) -> str:
+        return (f"{self.run} of {self.planned} examples" if self.complete else
+                f"{self.run} of {self.planned} examples (the rest did not fit the time budget)")
+
+
+@dataclass(frozen=True)
 class Record:
     check: str
     vendor: str
@@ -53,6 +75,7 @@ class Record:
     # Extension of the contract: the declared deviations that applied to this check × vendor (origin, reason,
     # issue, declared outcome / observed value), so the gate can tell a declared change from a regression.
     deviations: tuple[Mapping[str, Any], ...] = ()
+    coverage: Coverage | None = None  # extension: how much of a drawn exploration ran (None: not an exploration)
     nodeid: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +91,7 @@ class Record:
             "reproducer": self.reproducer.to_dict() if self.reproducer else None,
             "trace": self.trace,
             "deviations": [dict(d) for d in self.deviations],
+            **({"coverage": self.coverage.to_dict()} if self.coverage else {}),
         }
 
     @classmethod
@@ -85,4 +109,5 @@ class Record:
             reproducer=Reproducer.from_dict(rep) if rep else None,
             trace=data.get("trace"),
             deviations=tuple(dict(d) for d in data.get("deviations", ())),
+            coverage=Coverage.from_dict(data["coverage"]) if data.get("coverage") else None,
         )

@@ -117,7 +117,7 @@ def start(profile: VendorProfile, workdir: Path, *, explicit: Explicit = Explici
         init = ChildInit(
             name=profile.name, module=provisioned.module, module_shown=module, real_module=module,
             ground_truth=provisioned.ground_truth, env=dict(provisioned.env), token_label=provisioned.token_label,
-            token_uri=provisioned.token_uri, pin=pin, sut=sut,
+            token_uri=provisioned.token_uri, pin=pin, sut=sut, evidence=provisioned.evidence,
             sys_path=tuple(p for p in sys.path if p),  # so the child imports the --sut module and checks as we did
         )
         executor = Executor(init, workdir / "executor", derive(None, explicit).limits, launcher=provisioned.launcher,
@@ -140,6 +140,11 @@ def start(profile: VendorProfile, workdir: Path, *, explicit: Explicit = Explici
             raise VendorUnavailable(f"{profile.name}: {exc}") from None
         executor.limits = runtime.timing.limits
         executor.facts["timing"] = runtime.timing.to_dict()
+        # How "blocked", "slow" and "hung" are told apart on this vendor (executor/waiting.py).
+        executor.facts["evidence"] = (
+            {"source": "tap", "detail": "the tap in front of the module sees which call each thread is in"}
+            if provisioned.evidence else
+            {"source": "timing", "detail": provisioned.notes.get("evidence", "no tap in the stack")})
         if problem:
             raise VendorUnavailable(redact(problem, [pin]))
         executor.facts["stack"] = list(via)

@@ -9,7 +9,9 @@
  *                             arm or disarm faults in the middle of a run; when set, every function is intercepted.
  *
  * Spec: entries FUNCTION=ACTION[@N] separated by ';' or newlines; ACTION is segv | abort | hang | delay:SECONDS |
- * rv:HEXCODE | exit:CODE; @N fires only from the N-th call of FUNCTION (in this process, 1-based) on. FUNCTION `*`
+ * rv:HEXCODE | exit:CODE; @N fires only from the N-th call of FUNCTION (in this process, 1-based) on; a trailing
+ * `!` (fault file only) makes the entry one-shot: the file is emptied as it fires, so the processes the harness
+ * starts afterwards (a restarted child, the integrity check) meet a sound module again. FUNCTION `*`
  * is every function that can be wrapped (`*=delay:0.02`: a module 20 ms away). The last entry that applies wins
  * (file entries come after the environment's), so `*=delay:0.02;C_Login=delay:1.5` slows logins further.
  *
@@ -69,7 +71,7 @@ static const struct { const char *name; int nargs; } FUNCS[NFUNCS] = {
 #define SLOT_ALL (-2) /* the entry `*=...` */
 
 enum action { NONE, SEGV, ABORT, HANG, DELAY, RV, EXIT };
-struct fault { enum action action; double seconds; U value; U from; };
+struct fault { enum action action; double seconds; U value; U from; int once; };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct function_list *real = NULL; /* the real module's list */
@@ -97,11 +99,15 @@ static int parse_entry(const char *s, size_t len, struct fault *f, int complain)
         return -1;
     memcpy(buf, s, len);
     buf[len] = 0;
+    int once = len > 1 && buf[len - 1] == '!';
+    if (once)
+        buf[--len] = 0;
     char *eq = strchr(buf, '='), *at = strchr(buf, '@');
     int slot = eq ? (eq - buf == 1 && buf[0] == '*' ? SLOT_ALL : slot_of(buf, (size_t)(eq - buf))) : -1;
     const char *why = NULL;
     memset(f, 0, sizeof *f);
     f->from = 1;
+    f->once = once;
     if (at) {
         *at = 0;
         f->from = strtoul(at + 1, NULL, 10);
@@ -212,6 +218,11 @@ static CK_RV intercept(int slot, U a, U b, U c, U d, U e, U g)
     pthread_mutex_unlock(&lock);
     scan(getenv("CONFORMANCE_FAULTS"), slot, n, &f, 0, NULL);
     scan(file, slot, n, &f, changed, NULL);
+    if (f.once) {
+        FILE *fh = fopen(getenv("CONFORMANCE_FAULT_FILE"), "w"); /* one shot: disarm before it fires */
+        if (fh)
+            fclose(fh);
+    }
     fire(slot, &f);
     if (f.action == RV)
         return f.value;

@@ -43,6 +43,7 @@ class Provisioned:
     # What differs for a further process on the token (another application; executor/applications.py).
     sibling_env: Mapping[str, str] = field(default_factory=dict)
     ground_truth: str | None = None  # the library ctypes opens for ground truth (same instance as the binding's)
+    evidence: str | None = None  # the tap watching the calls (native/tap.c), or None: timing only
 
 
 class Provisioner(Protocol):
@@ -83,6 +84,7 @@ class Stage:
     tap: bool = False
     trace_log: str | None = None
     ground_truth: str | None = None
+    evidence: str | None = None
     sibling_env: dict[str, str] = field(default_factory=dict)
     created: bool = False
     notes: dict[str, str] = field(default_factory=dict)
@@ -134,7 +136,7 @@ class Stage:
             module=self.module, env=dict(self.env), token_label=self.token_label, token_uri=self.token_uri,
             workdir=str(self.workdir), cwd=self.cwd, launcher=self.launcher, tap=self.tap,
             trace_log=self.trace_log, created=self.created, notes=dict(self.notes), ground_truth=self.ground_truth,
-            sibling_env=dict(self.sibling_env),
+            evidence=self.evidence, sibling_env=dict(self.sibling_env),
         )
 
     def close(self) -> None:
