@@ -12,6 +12,9 @@ LAYERS = ("module", "binding", "provider", "harness")
 CHECK_LAYERS = ("module", "binding", "provider")
 HARNESS = "harness"
 MODULE = "module"
+# Layers whose failures are checked against the module's own answers (engine/rawspec.py): where the module broke a
+# rule on the way, the finding is lifted to it.
+LIFTED = ("binding", "provider")
 # Outcomes that are findings: something behaved other than the spec, the docs or a declaration say.
 FINDINGS = ("failed", "crashed", "hung", "error")
 # The module's process died (crashed) or stopped answering (hung) during the check.

@@ -3,24 +3,34 @@ fake checks that drive it. Used by test_faults.py to prove crash / hang / error 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 SHIM_SOURCE = Path(__file__).resolve().parent / "native" / "faultshim.c"
 
 
 def build_shim(directory: Path) -> Path:
     """Compile faultshim.c into directory/faultshim.so (the C compiler is the only requirement)."""
+    return build_native(SHIM_SOURCE, directory / "faultshim.so")
+
+
+def build_breaker(directory: Path) -> Path:
+    """Compile breaker.c (a module breaking one rule at a time) into directory/breaker.so."""
+    return build_native(SHIM_SOURCE.with_name("breaker.c"), directory / "breaker.so")
+
+
+def build_native(source: Path, target: Path) -> Path:
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if cc is None:
-        raise RuntimeError("no C compiler to build the fault shim; install one (apt-get install gcc)")
-    target = directory / "faultshim.so"
-    proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(target), str(SHIM_SOURCE), "-ldl",
+        raise RuntimeError(f"no C compiler to build {source.name}; install one (apt-get install gcc)")
+    proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-o", str(target), str(source), "-ldl",
                            "-lpthread"], capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
-        raise RuntimeError(f"building the fault shim failed:\n{proc.stderr}")
+        raise RuntimeError(f"building {source.name} failed:\n{proc.stderr}")
     return target
 
 
@@ -120,3 +130,18 @@ def test_runs_after(vendor):
     session = vendor.open_session()
     assert data_object(session)[Attribute.VALUE] == b"v"
 '''
+
+
+class locked:
+    """An exclusive flock on `path` for the with-block (xdist workers build and run things once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.fh = open(self.path, "w")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: Any) -> None:
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()

@@ -23,7 +23,7 @@ import pytest
 
 from conformance.results.schema import validate_results
 
-from faults import FAULT_CHECKS, FAULTS, build_shim, faulty_profile
+from faults import FAULT_CHECKS, FAULTS, build_shim, faulty_profile, locked as _locked
 
 pytest.importorskip("jsonschema", reason="install the test extra: pip install -e '.[test]'")
 
@@ -70,21 +70,6 @@ def shim(shared_dir: Path, real_module: str) -> Shim:
             (shared_dir / "faultshim-build").mkdir(exist_ok=True)
             os.replace(build_shim(shared_dir / "faultshim-build"), target)
     return Shim(target, real_module)
-
-
-class _locked:
-    """An exclusive flock on `path` for the with-block (xdist workers build and run things once)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        self.fh = open(self.path, "w")
-        fcntl.flock(self.fh, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: Any) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
 
 
 def _env() -> dict[str, str]:

@@ -12,8 +12,8 @@ import pytest
 from conformance.engine.schedule import Schedule, Step, StepResult
 from conformance.executor import answers, messages
 from conformance.executor.protocol import (
-    ANSWERS, COMMANDS, AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits,
-    Latency, LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit,
+    ANSWERS, COMMANDS, AppAnswer, AppStep, CallsJudged, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits,
+    JudgeCalls, Latency, LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit,
     Ready, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck,
     SutChecked, Sweep, Swept, TakeSnapshot, Wire, decode_answer, decode_command, encode_answer, encode_command,
 )
@@ -40,6 +40,7 @@ COMMAND_EXAMPLES: list[Wire] = [
     ProbeCapabilities(),
     LoginCheck(),
     MeasureFloor(100),
+    JudgeCalls(),
     MeasureLatency(2),
     Quit(),
 ]
@@ -55,6 +56,9 @@ ANSWER_EXAMPLES: list[Wire] = [
     ScheduleHung(1, "...", "tap: inside C_FindObjects for 2.0 s without returning", "C_FindObjects"),
     Stalled(("MainThread: inside C_SeedRandom for 3.0 s", "actor0: outside the module (4 calls made)"), "C_SeedRandom"),
     CheckAnswer("hung", "the check did not finish in 3 s", stacks="...", inside="C_SeedRandom"),
+    CallsJudged(12, "module: C_FindObjectsFinal returned CKR_OK, then C_FindObjectsInit got CKR_OPERATION_ACTIVE",
+                "PKCS#11 v3.0 §5.7.7", complete=False),
+    CallsJudged(0, available=False),
     StressAnswer("failed", ("thread 1, round 3: use('digest') raised GeneralError",), open_calls=2, operations=600,
                  elapsed_s=0.4),
     StressAnswer("hung", cause="unresponsive", restart=True, stacks="..."),

@@ -122,6 +122,32 @@ class SutChecked(Wire):
 
 
 @dataclass(frozen=True)
+class CallsJudged(Wire):
+    """The module judged on its own answers (JudgeCalls): the first deviation, described with the answer that set
+    the state ("module: C_FindObjectsFinal returned CKR_OK, then C_FindObjectsInit got CKR_OPERATION_ACTIVE"), and
+    the rule's spec section; or none, after `calls` calls. `complete` False: the log had lost the oldest of them."""
+
+    NAME: ClassVar[str] = "calls_judged"
+
+    calls: int
+    deviation: str | None = None
+    spec: str = ""
+    complete: bool = True
+    available: bool = True  # False: no tap in this process, nothing was judged
+
+    def explain(self) -> str:
+        """One line for a result's reason: how the module's share was decided."""
+        if not self.available:
+            return "blame by the check's layer (no tap: the module's answers could not be judged alone)"
+        if self.deviation is not None:
+            return (f"{self.deviation} [{self.spec}] — judged on the module's own answers to the {self.calls} calls "
+                    "the tap logged, without python-pkcs11 or the provider")
+        partial = "" if self.complete else " (the oldest were no longer in the tap's log)"
+        return (f"module cleared: its answers to the {self.calls} calls the tap logged follow PKCS#11{partial}; "
+                "the blame stays with the check's layer")
+
+
+@dataclass(frozen=True)
 class Capabilities(Wire):
     NAME: ClassVar[str] = "capabilities"
 

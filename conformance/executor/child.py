@@ -15,7 +15,7 @@ import threading
 from typing import Callable
 
 from ..live import integrity
-from ..live.groundtruth import GroundTruth
+from ..live.groundtruth import GroundTruth, GroundTruthError
 from ..live.tokens import describe
 from ..pins import redact
 from .actors import queue_floor
@@ -24,10 +24,11 @@ from .checkrun import login_check, run_check
 from .host import ModuleHost
 from .latency import measure
 from .protocol import (
-    AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, LoginCheck, LoginRounds, MeasureFloor,
-    MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, Stalled, SutCheck, SutChecked, Sweep,
+    AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, JudgeCalls, Floor, LoginCheck, LoginRounds, MeasureFloor,
+    MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, Stalled, StressAnswer, SutCheck, SutChecked, Sweep,
     Swept, TakeSnapshot, Wire, decode_command, encode_answer,
 )
+from .rawjudge import judge_last
 from .runner import run_schedule
 from .waiting import Watchdog
 from .stress import run_calls, run_stress
@@ -60,7 +61,12 @@ def _sweep(host: ModuleHost, command: Sweep) -> Swept:
 
 def _stress(run: Callable[[ModuleHost, ProviderStress | CallStress], Wire]) -> Callable[[ModuleHost, Wire], None]:
     def handle(host: ModuleHost, command: Wire) -> None:
-        answer = run(host, command)  # type: ignore[arg-type]
+        start = host.watching()
+        try:
+            answer = run(host, command)  # type: ignore[arg-type]
+        except GroundTruthError as exc:  # the module refused one of the harness's own calls: a finding, with the log
+            answer = StressAnswer("failed", (f"the module answered the harness's own call: {exc}",))
+        host.watched(start)
         _emit(answer)
         if getattr(answer, "restart", False):
             os._exit(RESTART_EXIT)  # stress threads are stuck: this process cannot be reused
@@ -79,11 +85,19 @@ def _check(host: ModuleHost, command: RunCheck) -> CheckAnswer:
     holds), before the parent aborts this process."""
     watchdog = (Watchdog(host.calls, command.deadline_s, _stalled)
                 if host.calls is not None and command.deadline_s else None)
+    start = host.watching()
     try:
         return run_check(host.live, command)
     finally:
+        host.watched(start)
         if watchdog is not None:
             watchdog.cancel()
+
+
+def _schedule(host: ModuleHost, command: RunSchedule) -> None:
+    start = host.watching()
+    run_schedule(host, command, _emit)
+    host.watched(start)
 
 
 def _answering(handler: Callable[[ModuleHost, Wire], Wire]) -> Callable[[ModuleHost, Wire], None]:
@@ -93,7 +107,8 @@ def _answering(handler: Callable[[ModuleHost, Wire], Wire]) -> Callable[[ModuleH
 # command -> what the module's process does with it (ChildInit and Quit are handled by main()).
 HANDLERS: dict[type[Wire], Callable[[ModuleHost, Wire], None]] = {
     RunCheck: _answering(_check),  # type: ignore[arg-type]
-    RunSchedule: lambda host, c: run_schedule(host, c, _emit),  # type: ignore[arg-type]
+    RunSchedule: _schedule,  # type: ignore[arg-type]
+    JudgeCalls: _answering(judge_last),  # type: ignore[arg-type]
     ProviderStress: _stress(run_stress),  # type: ignore[arg-type]
     CallStress: _stress(run_calls),  # type: ignore[arg-type]
     LoginRounds: _answering(login_rounds),  # type: ignore[arg-type]

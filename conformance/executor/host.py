@@ -15,6 +15,7 @@ from typing import Any
 
 from ..engine.families import Family
 from ..engine.vocabulary import FIXTURE_OBJECTS
+from ..engine.rawspec import RawCall, RawJudge
 from ..live.calls import ModuleCalls
 from ..live.groundtruth import GroundTruth
 from ..live.integrity import sweep_token
@@ -48,6 +49,11 @@ class ModuleHost:
         self.token = find_token(self.lib, init.token_label, init.token_uri)
         self.ground_truth = GroundTruth(init.ground_truth or init.module)
         self.calls = ModuleCalls.attach(init.evidence)  # None: no tap, decisions by timing alone
+        if self.calls is not None:
+            self.ground_truth.note = self.calls.note
+        # The module judged on its own answers, command by command, as this process makes them (rawjudge.py).
+        self.raw_judge = RawJudge()
+        self.raw_complete = True  # False once a command made more calls than the tap's log keeps
         self.live = LiveVendor(self.lib, self.token, self.ground_truth, init.pin, init.name)
         self.pin = init.pin
         self.sut_spec = init.sut
@@ -128,6 +134,19 @@ class ModuleHost:
                 Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: False, Attribute.PRIVATE: private,
                 Attribute.LABEL: FIXTURE_LABEL, Attribute.VALUE: b"%d" % i,
             })
+
+    def watching(self) -> int | None:
+        """A command (check, schedule, stress) begins: the tap's log position now (None: no tap)."""
+        return self.calls.mark() if self.calls is not None else None
+
+    def watched(self, start: int | None) -> None:
+        """The command that began at log position `start` has ended: the module is judged on its calls."""
+        if start is None or self.calls is None:
+            return
+        logged = self.calls.since(start)
+        if logged and logged[0].seq != start + 1:
+            self.raw_complete = False
+        self.raw_judge.feed(RawCall(c.function, c.arg, c.rv, c.out, c.started, c.started + c.seconds) for c in logged)
 
     def ensure_actors(self, n: int) -> None:
         while len(self.actors) < n:

@@ -165,6 +165,14 @@ class SutCheck(Wire):
 
 
 @dataclass(frozen=True)
+class JudgeCalls(Wire):
+    """Judge the module alone on its answers to the last check's or schedule's calls (engine/rawspec.py, on the
+    tap's log); answered by CallsJudged."""
+
+    NAME: ClassVar[str] = "judge_calls"
+
+
+@dataclass(frozen=True)
 class ProbeCapabilities(Wire):
     NAME: ClassVar[str] = "capabilities"
 

@@ -23,7 +23,7 @@ from .waiting import PATIENCE
 from .protocol import (
     AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits, LoginCheck,
     LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit, Ready,
-    RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck, SutChecked,
+    CallsJudged, JudgeCalls, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck, SutChecked,
     Sweep, Swept, TakeSnapshot, Wire, decode_answer, encode_command,
 )
 
@@ -66,6 +66,7 @@ class Executor:
         self.cwd = cwd
         self.facts: dict[str, Any] = {}  # library, token and mechanism facts from the child's first start
         self._proc: subprocess.Popen[str] | None = None
+        self._retiring = False  # its actors are stuck: replaced before it runs anything again (judging aside)
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._eof = False
         self.restarts = 0
@@ -145,6 +146,9 @@ class Executor:
             self._proc = None
 
     def ensure(self, startup_timeout: float | None = None) -> None:
+        if self._retiring:
+            self._kill()
+            self._retiring = False
         if self._proc is not None and self._proc.poll() is not None:
             self._proc = None  # died between examples
         if self._proc is None:
@@ -205,7 +209,7 @@ class Executor:
                 trace = Trace(tuple(results[i] for i in sorted(results)), reset_us=answer.reset_us,
                               run_us=answer.run_us, final=answer.final)
                 if answer.restart:
-                    self._kill()
+                    self._retiring = True  # replaced before the next run; until then it can still be judged
                 return trace
 
     def _cut(self, schedule: Schedule, results: dict[int, StepResult], status: str, *, crashed: str | None = None,
@@ -261,6 +265,18 @@ class Executor:
             error = ExecutorError(f"the module process died or stalled during {command.NAME} ({cause})")
             error.outcome = "hung" if cause == "unresponsive" else "crashed"
             raise error
+        return answer
+
+    def judge_calls(self) -> CallsJudged:
+        """The module judged alone on its answers to the last check's or schedule's calls (executor/rawjudge.py).
+        Not available (nothing judged) when the process that made them is gone."""
+        if self._proc is None or self._proc.poll() is not None:
+            return CallsJudged(0, available=False)
+        self._send(JudgeCalls())  # also to a process about to be replaced (its actors stuck): its log is intact
+        answer = self._read(self.limits.startup_timeout)
+        if not isinstance(answer, CallsJudged):
+            self._kill()
+            return CallsJudged(0, available=False)
         return answer
 
     def capabilities(self) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any, Callable, NoReturn
 from ..engine.families import FAMILIES
 from ..engine.schedule import Step, StepResult
 from ..live.calls import InCall
+from ..live.groundtruth import GroundTruthError
 from ..sut import SutError
 from .actions import World
 from .actors import RESET
@@ -122,9 +123,14 @@ def run_schedule(host: ModuleHost, command: RunSchedule, emit: Emit) -> None:
             absorb(host.done.get_nowait())
         except queue.Empty:
             break
-    final = _final(host, world)
     started = time.perf_counter()
-    restart = not _reset(host, timeout)
+    try:
+        final = _final(host, world)
+        restart = not _reset(host, timeout)
+    except GroundTruthError:
+        # The module answered one of our own calls (C_GetSessionInfo, C_CloseSession) with a code they cannot take:
+        # this process starts afresh; its log (the tap's) stays for the module to be judged on.
+        final, restart = {}, True
     emit(ScheduleDone(final, (time.perf_counter() - started) * 1e6, run_us, restart))
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
-from .groundtruth import FUNCTION_NAMES
+from ..engine.cryptoki import FUNCTION_INDEX, FUNCTION_NAMES, rv_name
 
 NOT_SEEN = -2  # the tap has never seen the thread (it made no PKCS#11 call yet)
+RING = 65536  # the returns the tap keeps (native/tap.c RING): more than one command makes
 
 
 class _Record(ctypes.Structure):
     _fields_ = [("seq", ctypes.c_ulong), ("tid", ctypes.c_long), ("fn", ctypes.c_long), ("arg", ctypes.c_ulong),
-                ("rv", ctypes.c_ulong), ("seconds", ctypes.c_double)]
+                ("out", ctypes.c_ulong), ("rv", ctypes.c_ulong), ("started", ctypes.c_double),
+                ("seconds", ctypes.c_double)]
 
 
 @dataclass(frozen=True)
@@ -34,15 +36,18 @@ class InCall:
 
 @dataclass(frozen=True)
 class Call:
-    """One return the tap logged: the function, its first argument (a slot id or a session handle; for
-    C_OpenSession the new session's handle), the CK_RV, how long the module took, and the OS thread."""
+    """One return the tap logged: the function, its first argument (a slot id or a session handle), `out` (for
+    C_OpenSession the new session's handle, for C_FindObjects how many objects came back, for C_Login the user
+    type; else 0), the CK_RV, how long the module took, and the OS thread."""
 
     seq: int
     thread: int
     function: str
     arg: int
+    out: int
     rv: int
     seconds: float
+    started: float = 0.0  # CLOCK_MONOTONIC seconds when the call entered the tap
 
     def describe(self) -> str:
         return f"{self.function} returned {rv_name(self.rv)}"
@@ -60,6 +65,9 @@ class ModuleCalls:
         self._log.argtypes = [ctypes.c_ulong, ctypes.POINTER(_Record), ctypes.c_ulong]
         self._sequence = dll.conformance_tap_sequence
         self._sequence.restype = ctypes.c_ulong
+        self._note = dll.conformance_tap_note
+        self._note.restype = None
+        self._note.argtypes = [ctypes.c_long, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
     @classmethod
     def attach(cls, path: str | None) -> ModuleCalls | None:
@@ -79,34 +87,19 @@ class ModuleCalls:
         name = FUNCTION_NAMES[fn] if 0 <= fn < len(FUNCTION_NAMES) else None
         return InCall(name, seconds.value, calls.value)
 
+    def note(self, function: str, arg: int, rv: int, out: int = 0) -> None:
+        """Log a call the harness made itself below the tap (ground truth), so the log has every call the module
+        answered."""
+        self._note(FUNCTION_INDEX[function], arg, out, rv)
+
     def mark(self) -> int:
         """The sequence number of the last logged return: pass it to since() for the calls after this point."""
         return int(self._sequence())
 
-    def since(self, mark: int, limit: int = 4096) -> list[Call]:
-        """The returns logged after `mark`, oldest first (the tap keeps the last 8192)."""
-        buf = (_Record * limit)()
-        n = self._log(mark, buf, limit)
+    def since(self, mark: int, limit: int = RING) -> list[Call]:
+        """The returns logged after `mark`, oldest first (the tap keeps the last RING)."""
+        size = max(1, min(limit, self.mark() - mark))  # what was logged since: no larger buffer than that
+        buf = (_Record * size)()
+        n = self._log(mark, buf, size)
         return [Call(r.seq, r.tid, FUNCTION_NAMES[r.fn] if 0 <= r.fn < len(FUNCTION_NAMES) else f"#{r.fn}",
-                     r.arg, r.rv, r.seconds) for r in buf[:n]]
-
-
-# The CK_RV names a finding's reason may quote (PKCS#11 v3.0 §5.1; pkcs11t.h).
-RV_NAMES = {
-    0x0: "CKR_OK", 0x1: "CKR_CANCEL", 0x2: "CKR_HOST_MEMORY", 0x3: "CKR_SLOT_ID_INVALID", 0x5: "CKR_GENERAL_ERROR",
-    0x6: "CKR_FUNCTION_FAILED", 0x7: "CKR_ARGUMENTS_BAD", 0x1B: "CKR_ACTION_PROHIBITED",
-    0x30: "CKR_DEVICE_ERROR", 0x31: "CKR_DEVICE_MEMORY", 0x32: "CKR_DEVICE_REMOVED", 0x54: "CKR_FUNCTION_NOT_SUPPORTED",
-    0x60: "CKR_KEY_HANDLE_INVALID", 0x70: "CKR_MECHANISM_INVALID", 0x82: "CKR_OBJECT_HANDLE_INVALID",
-    0x90: "CKR_OPERATION_ACTIVE", 0x91: "CKR_OPERATION_NOT_INITIALIZED", 0xA0: "CKR_PIN_INCORRECT",
-    0xA4: "CKR_PIN_LOCKED", 0xB0: "CKR_SESSION_CLOSED", 0xB1: "CKR_SESSION_COUNT",
-    0xB3: "CKR_SESSION_HANDLE_INVALID", 0xB4: "CKR_SESSION_PARALLEL_NOT_SUPPORTED", 0xB5: "CKR_SESSION_READ_ONLY",
-    0xB6: "CKR_SESSION_EXISTS", 0xB7: "CKR_SESSION_READ_ONLY_EXISTS", 0xB8: "CKR_SESSION_READ_WRITE_SO_EXISTS",
-    0xD0: "CKR_TEMPLATE_INCOMPLETE", 0xD1: "CKR_TEMPLATE_INCONSISTENT", 0xE0: "CKR_TOKEN_NOT_PRESENT",
-    0x100: "CKR_USER_ALREADY_LOGGED_IN", 0x101: "CKR_USER_NOT_LOGGED_IN", 0x102: "CKR_USER_PIN_NOT_INITIALIZED",
-    0x103: "CKR_USER_TYPE_INVALID", 0x104: "CKR_USER_ANOTHER_ALREADY_LOGGED_IN", 0x105: "CKR_USER_TOO_MANY_TYPES",
-    0x150: "CKR_BUFFER_TOO_SMALL", 0x190: "CKR_CRYPTOKI_NOT_INITIALIZED", 0x191: "CKR_CRYPTOKI_ALREADY_INITIALIZED",
-}
-
-
-def rv_name(rv: int) -> str:
-    return RV_NAMES.get(rv, f"CKR {rv:#x}")
+                     r.arg, r.out, r.rv, r.seconds, r.started) for r in buf[:n]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..outcomes import DIED, HARNESS, MODULE
+from ..outcomes import DIED, HARNESS, LIFTED, MODULE
 from ..pins import redact
 from ..vendor.runtime import VendorRuntime
 from .meta import meta_of, redacted, update
@@ -42,8 +42,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         if answer.inside is not None:  # the tap saw the call held inside the module: the module's finding
             update(pyfuncitem, layer=MODULE)
         pytest.fail(f"{message}\n{integrity}\n\n{redact(answer.stacks, state.secrets)}".rstrip(), pytrace=False)
+    meta = meta_of(pyfuncitem)
+    assert meta is not None  # placed: a check
     if answer.outcome == "error":  # the child could not import the check: ours, not the vendor's
         update(pyfuncitem, layer=HARNESS)
+    elif meta.layer in LIFTED:
+        # A binding or provider check failed: did the module itself break a rule on the way?
+        judged = runtime.executor.judge_calls()
+        if judged.deviation is not None and not meta.declared_failure:  # a declared finding keeps its declared layer
+            update(pyfuncitem, layer=MODULE)
+        message = f"{message}\nblame: {redact(judged.explain(), state.secrets)}"
     where = redact(answer.where, state.secrets)
-    assert meta_of(pyfuncitem) is not None  # placed: a check
     pytest.fail(f"{message}\n{where}" if where else message, pytrace=False)

@@ -25,7 +25,7 @@ from ..engine.strategies import step_key
 from ..executor.parent import Executor, ExecutorError
 from ..executor.protocol import CallStress, LoginRoundsAnswer, ProviderStress, StressAnswer
 from ..live.capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, one_shot_use, require, unsupported_steps
-from ..outcomes import DIED
+from ..outcomes import DIED, LIFTED, MODULE
 from ..results.records import Coverage, Reproducer
 from ..vendor.declarations import model_params
 from ..vendor.runtime import VendorRuntime
@@ -80,8 +80,15 @@ def stress(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Exec
         integrity = "\n" + _died(request.node, vendor, answer.outcome) if answer.outcome in DIED else ""
         # A call held inside the module is quoted (answer.cause) but does not move the blame here: the threads
         # call the module at once, which python-pkcs11's C_Initialize(NULL) told it would not happen (v3.0 §5.4).
+        # A failure is checked against the module's own answers (only calls that did not overlap conclude).
+        blame = ""
+        if answer.outcome == "failed" and request.node.stash[META].layer in LIFTED:
+            judged = executor.judge_calls()
+            if judged.deviation is not None and not request.node.stash[META].declared_failure:
+                update(request.node, layer=MODULE)
+            blame = f"\nblame: {judged.explain()}"
         if answer.outcome != "passed":
-            detail = "\n".join([*answer.violations, answer.cause] if answer.cause else answer.violations)
+            detail = "\n".join([*answer.violations, answer.cause] if answer.cause else answer.violations) + blame
             pytest.fail(f"stress {answer.outcome}: {detail}{integrity}\n\nnot replayable step by step; run it again "
                         f"with -k '{request.node.name}' (parameters: {described})"
                         + (f"\n\n{answer.stacks}" if answer.stacks else ""), pytrace=False)
@@ -155,15 +162,21 @@ def applications(request: pytest.FixtureRequest, vendor: VendorRuntime) -> Itera
     apps.end()
 
 
-def _fail_with(item: pytest.Item, vendor: VendorRuntime, failure: ScheduleFailed, deterministic: bool | None,
-               hypothesis_note: str | None) -> NoReturn:
-    """Report a failing schedule: the layer it blames and a crash or hang into the record, the reproducer, the
-    readable program."""
-    update(item, layer=failure.verdict.layer, reproducer=Reproducer.of(failure.schedule, hypothesis_note))
+def _fail_with(item: pytest.Item, vendor: VendorRuntime, executor: Executor, failure: ScheduleFailed,
+               deterministic: bool | None, hypothesis_note: str | None) -> NoReturn:
+    """Report a failing schedule: the layer it blames (the module's, where its own answers broke a rule on the
+    way), a crash or hang into the record, the reproducer, the readable program."""
+    layer, blame = failure.verdict.layer, ""
+    if failure.verdict.status == "failed" and layer in LIFTED:
+        judged = executor.judge_calls()  # up to the failing schedule just run (or its replay)
+        # A declared finding keeps its declared layer (the module's deviation is quoted beside it).
+        layer = MODULE if judged.deviation is not None and not item.stash[META].declared_failure else layer
+        blame = f"\nblame: {judged.explain()}"
+    update(item, layer=layer, reproducer=Reproducer.of(failure.schedule, hypothesis_note))
     integrity = "\n" + _died(item, vendor, failure.verdict.status) if failure.verdict.status in DIED else ""
     determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
                    None: ""}[deterministic]
-    pytest.fail(f"{failure}{integrity}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} "
+    pytest.fail(f"{failure}{blame}{integrity}\n\n{determinism}\nreplay: pytest --vendor={vendor.profile.name} "
                 f"--replay=RESULTS.json -k '{item.name}'", pytrace=False)
 
 
@@ -197,7 +210,7 @@ def scenario(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Ex
                     f"({state.hypothesis_profile} profile; raise --check-timeout to explore them all)")
         update(item, observed=observed, note=note, coverage=coverage)
         if found.failure is not None:
-            _fail_with(item, vendor, found.failure, found.deterministic, found.hypothesis_note)
+            _fail_with(item, vendor, executor, found.failure, found.deterministic, found.hypothesis_note)
         return found
 
     return run
@@ -219,7 +232,7 @@ def play(request: pytest.FixtureRequest, vendor: VendorRuntime, executor: Execut
             pytest.fail(f"{vendor.profile.name}: {exc}", pytrace=False)
         verdict = judge(schedule, trace, FAMILIES[family].new_model(params))
         if verdict.failed:
-            _fail_with(request.node, vendor, ScheduleFailed(schedule, trace, verdict), None, None)
+            _fail_with(request.node, vendor, executor, ScheduleFailed(schedule, trace, verdict), None, None)
         return trace
 
     return run

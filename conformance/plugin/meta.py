@@ -34,6 +34,12 @@ class CheckMeta:
     deviations: tuple[Mapping[str, Any], ...] = ()  # the declared deviations that applied (origin + declaration)
     coverage: Coverage | None = None  # a drawn exploration: how many examples ran of how many planned
 
+    @property
+    def declared_failure(self) -> bool:
+        """A declared deviation says how this check fails here (an outcome, not only model parameters): such a
+        known finding keeps its declared layer."""
+        return any("outcome" in d for d in self.deviations)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "check": self.check, "vendor": self.vendor, "layer": self.layer, "spec": self.spec,
