@@ -48,6 +48,38 @@ static U login_handle = 0; /* the session C_Login succeeded on (0: logged out) *
 static char pin[256];      /* login_survives_close_all: the PIN, to log in again (test code, never printed) */
 static U pin_len = 0, relogin = 0;
 
+/* handle_reuse (allowed, v3.0 §5.6.1 says nothing against it): the handles this module hands out are the lowest
+ * free ones, so a closed session's handle comes back with the next C_OpenSession (as OpenCryptoki does). */
+#define NO_SESSION 0xFFFFFFF0UL /* an inner handle the module below never gives: its calls fail as they should */
+static U outer_to_inner[TRACKED];
+static unsigned char outer_used[TRACKED];
+
+static U inner(U h)
+{
+    if (!is("handle_reuse"))
+        return h;
+    return h > 0 && h < TRACKED && outer_used[h] ? outer_to_inner[h] : NO_SESSION;
+}
+
+static U outer_for(U in)
+{
+    if (!is("handle_reuse"))
+        return in;
+    for (U h = 1; h < TRACKED; h++)
+        if (!outer_used[h]) {
+            outer_used[h] = 1;
+            outer_to_inner[h] = in;
+            return h;
+        }
+    return in;
+}
+
+static void forget(U h)
+{
+    if (is("handle_reuse") && h < TRACKED)
+        outer_used[h] = 0;
+}
+
 static int active(U h) { return searching[h % TRACKED]; }
 static void set_active(U h, int on) { searching[h % TRACKED] = (unsigned char)on; fetches[h % TRACKED] = 0; }
 static int any_other_active(U h)
@@ -81,9 +113,10 @@ static CK_RV b_OpenSession(U slot, U flags, U app, U notify, U *out)
     latency();
     CK_RV rv = CALL(12, (U, U, U, U, U *), slot, flags, app, notify, out);
     if (rv == CKR_OK && out) {
+        *out = outer_for(*out);
         set_active(*out, 0);
         if (relogin && pin_len) { /* login_survives_close_all: the application is still logged in */
-            CALL(18, (U, U, char *, U), *out, 1UL, pin, pin_len);
+            CALL(18, (U, U, char *, U), inner(*out), 1UL, pin, pin_len);
             login_handle = *out;
             relogin = 0;
         }
@@ -96,8 +129,9 @@ static CK_RV b_CloseSession(U h)
     latency();
     if (is("close_keeps_session"))
         return CKR_OK; /* says closed, stays open */
-    CK_RV rv = CALL(13, (U), h);
+    CK_RV rv = CALL(13, (U), inner(h));
     if (rv == CKR_OK) {
+        forget(h);
         set_active(h, 0);
         if (h == login_handle)
             login_handle = 0;
@@ -111,6 +145,7 @@ static CK_RV b_CloseAllSessions(U slot)
     CK_RV rv = CALL(14, (U), slot);
     if (rv == CKR_OK) {
         memset(searching, 0, sizeof searching);
+        memset(outer_used, 0, sizeof outer_used);
         relogin = is("login_survives_close_all") && login_handle != 0;
         login_handle = 0;
     }
@@ -120,7 +155,7 @@ static CK_RV b_CloseAllSessions(U slot)
 static CK_RV b_GetSessionInfo(U h, struct session_info *info)
 {
     latency();
-    CK_RV rv = CALL(15, (U, struct session_info *), h, info);
+    CK_RV rv = CALL(15, (U, struct session_info *), inner(h), info);
     /* login_not_shared: only the session that logged in says so; the others claim public sessions. */
     if (rv == CKR_OK && info && is("login_not_shared") && h != login_handle && (info->state == 1 || info->state == 3))
         info->state -= 1;
@@ -130,7 +165,7 @@ static CK_RV b_GetSessionInfo(U h, struct session_info *info)
 static CK_RV b_Login(U h, U user, char *p, U len)
 {
     latency();
-    CK_RV rv = CALL(18, (U, U, char *, U), h, user, p, len);
+    CK_RV rv = CALL(18, (U, U, char *, U), inner(h), user, p, len);
     if (rv == CKR_OK) {
         login_handle = h;
         if (p && len < sizeof pin) {
@@ -148,7 +183,7 @@ static CK_RV b_Logout(U h)
     latency();
     if (is("logout_keeps_login"))
         return CKR_OK; /* says logged out, stays logged in */
-    CK_RV rv = CALL(19, (U), h);
+    CK_RV rv = CALL(19, (U), inner(h));
     if (rv == CKR_OK)
         login_handle = 0;
     return answer(rv);
@@ -160,8 +195,8 @@ static CK_RV b_FindObjectsInit(U h, U tmpl, U count)
     if (is("search_blocks_other_sessions") && !active(h) && any_other_active(h))
         return CKR_OPERATION_ACTIVE;
     if (is("search_restarts") && active(h))
-        CALL(28, (U), h); /* ends the running search and starts anew, instead of refusing */
-    CK_RV rv = CALL(26, (U, U, U), h, tmpl, count);
+        CALL(28, (U), inner(h)); /* ends the running search and starts anew, instead of refusing */
+    CK_RV rv = CALL(26, (U, U, U), inner(h), tmpl, count);
     if (rv == CKR_OK)
         set_active(h, 1);
     return answer(rv);
@@ -174,7 +209,7 @@ static CK_RV b_FindObjects(U h, U *objects, U max, U *count)
         return CKR_OPERATION_NOT_INITIALIZED; /* the second fetch of a search: the module lost it */
     if (is("fewer_objects") && max > 1)
         max = 1; /* allowed: fewer objects than asked, one at a time */
-    return answer(CALL(27, (U, U *, U, U *), h, objects, max, count));
+    return answer(CALL(27, (U, U *, U, U *), inner(h), objects, max, count));
 }
 
 static CK_RV b_FindObjectsFinal(U h)
@@ -182,7 +217,7 @@ static CK_RV b_FindObjectsFinal(U h)
     latency();
     if (is("final_keeps_search") && active(h))
         return CKR_OK; /* says ended, the search stays active */
-    CK_RV rv = CALL(28, (U), h);
+    CK_RV rv = CALL(28, (U), inner(h));
     if (rv == CKR_OK)
         set_active(h, 0);
     return answer(rv);
@@ -196,7 +231,7 @@ static CK_RV b_GenerateRandom(U h, U buf, U len)
         return CKR_GENERAL_ERROR;
     if (is("search_blocks_one_shot") && active(h))
         return CKR_OPERATION_ACTIVE;
-    return answer(CALL(64, (U, U, U), h, buf, len));
+    return answer(CALL(64, (U, U, U), inner(h), buf, len));
 }
 
 static CK_RV b_DigestInit(U h, U mechanism)
@@ -204,10 +239,10 @@ static CK_RV b_DigestInit(U h, U mechanism)
     latency();
     if (is("search_blocks_one_shot") && active(h))
         return CKR_OPERATION_ACTIVE;
-    return answer(CALL(37, (U, U), h, mechanism));
+    return answer(CALL(37, (U, U), inner(h), mechanism));
 }
 
-/* Every other function: forwarded, after the rule's latency, with the rule's return-code change. */
+/* Every other function: forwarded, after the rule's latency, with the rule's return-code change and handles. */
 #define P1 U a
 #define P2 P1, U b
 #define P3 P2, U c
@@ -215,7 +250,7 @@ static CK_RV b_DigestInit(U h, U mechanism)
 #define P5 P4, U e
 #define P6 P5, U f
 #define P8 P6, U g, U h
-#define A1 a
+#define A1 inner(a) /* every function forwarded below takes a session handle first */
 #define A2 A1, b
 #define A3 A2, c
 #define A4 A3, d
