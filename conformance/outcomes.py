@@ -12,6 +12,7 @@ LAYERS = ("module", "binding", "provider", "harness")
 CHECK_LAYERS = ("module", "binding", "provider")
 HARNESS = "harness"
 MODULE = "module"
+BINDING = "binding"
 # Layers whose failures are checked against the module's own answers (engine/rawspec.py): where the module broke a
 # rule on the way, the finding is lifted to it.
 LIFTED = ("binding", "provider")

@@ -109,3 +109,12 @@ def test_a_session_state_must_follow_the_login():
     last_closed = [opened(), RawCall("C_Login", H, OK, out=1), RawCall("C_CloseSession", H, OK), opened(8),
                    RawCall("C_Login", 8, OK, out=1)]
     assert judge_calls(last_closed) is None
+
+
+def test_a_search_refused_during_a_crypto_operation_is_allowed():
+    """A module may refuse C_FindObjectsInit while a cryptographic operation is active on the session (SoftHSM does;
+    implementation-defined): after a C_EncryptInit the refusal is no deviation, on a fresh session it is."""
+    during = [opened(), RawCall("C_EncryptInit", H, OK), RawCall("C_EncryptUpdate", H, OK),
+              RawCall("C_FindObjectsInit", H, OPERATION_ACTIVE), RawCall("C_FindObjectsFinal", H, 0x91)]
+    assert judge_calls(during) is None
+    assert judge_calls([opened(), RawCall("C_FindObjectsInit", H, OPERATION_ACTIVE)]) is not None

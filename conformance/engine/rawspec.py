@@ -29,6 +29,9 @@ USER_ALREADY_LOGGED_IN, USER_NOT_LOGGED_IN = 0x100, 0x101
 INVALID_SESSION = frozenset({SESSION_CLOSED, SESSION_HANDLE_INVALID})
 # v3.0 §5.1.1: the module's own failure, whatever the call ("some horrible, unrecoverable error has occurred").
 OWN_FAILURES = frozenset({GENERAL_ERROR, FUNCTION_FAILED, DEVICE_ERROR})
+HISTORY = 6  # answers on a handle kept as a deviation's evidence
+CRYPTO_INITS = frozenset({"C_EncryptInit", "C_DecryptInit", "C_DigestInit", "C_SignInit", "C_VerifyInit",
+                          "C_SignRecoverInit", "C_VerifyRecoverInit"})
 SESSION_FUNCTIONS_FROM = 13  # C_CloseSession and every function after it take a session handle first ...
 NOT_SESSION = frozenset({"C_CloseAllSessions", "C_WaitForSlotEvent"})  # ... except these
 
@@ -112,6 +115,7 @@ class RawDeviation:
     call: RawCall
     rule: Rule
     because: str  # the earlier answer that made the state, e.g. "C_FindObjectsFinal returned CKR_OK"
+    history: tuple[str, ...] = ()  # the answers on that handle before it, oldest first (the evidence)
 
     def describe(self) -> str:
         got = f"{self.call.function} got {rv_name(self.call.rv)}"
@@ -124,8 +128,12 @@ class RawDeviation:
 
 @dataclass
 class _Session:
+    history: list[str] = field(default_factory=list)  # the last answers on this handle, as text (evidence)
     find: str | None = None  # active | idle | None (unknown)
     closed: bool = False
+    # A cryptographic operation may be active (an *Init returned CKR_OK; whether it ended is not always in the log:
+    # a single-part call may be a length query). Modules may refuse a search meanwhile (implementation-defined).
+    crypto: bool = False
     last: str = ""  # the answer that last set this session's state, as text
     last_ended: float = 0.0  # when that call returned
 
@@ -190,7 +198,9 @@ def _first_deviation(calls: list[RawCall], state: RawState, offset: int = 0) -> 
         said = f"{call.function} returned {rv_name(call.rv)}"
         if call.function == "C_OpenSession":
             if call.rv == OK:
-                state.sessions[call.out] = _Session(find="idle", last=said, last_ended=call.ended)
+                before = state.sessions.get(call.out)
+                history = [*(before.history[-(HISTORY - 2):] if before else []), f"#{index} {said} (handle {call.out})"]
+                state.sessions[call.out] = _Session(history, find="idle", last=said, last_ended=call.ended)
             continue
         if call.function == "C_CloseAllSessions":
             if call.rv == OK:
@@ -206,11 +216,12 @@ def _first_deviation(calls: list[RawCall], state: RawState, offset: int = 0) -> 
         session = state.sessions.setdefault(call.arg, _Session())
         rule, because, set_at = _rule_for(call, session, state)
         if rule is not None and rule.breaks(call) and call.started >= set_at:
-            return RawDeviation(index, call, rule, because)
+            return RawDeviation(index, call, rule, because, tuple(session.history))
         if rule is None and call.rv in OWN_FAILURES:
             return RawDeviation(index, call, Rule(call.function, "own", refused=OWN_FAILURES,
                                                   spec="PKCS#11 v3.0 §5.1.1"), "")
         _apply(call, session, state, said)
+        session.history = [*session.history[-(HISTORY - 1):], f"#{index} {said}"]
     return None
 
 
@@ -221,6 +232,8 @@ def _rule_for(call: RawCall, session: _Session, state: RawState) -> tuple[Rule |
     if call.function in ("C_Login", "C_Logout", "C_GetSessionInfo") and state.login is not None:
         return _BY_KEY.get((call.function, f"login:{state.login}")), state.login_because, state.login_ended
     if session.find is not None and (call.function, f"find:{session.find}") in _BY_KEY:
+        if call.function == "C_FindObjectsInit" and session.crypto and call.rv == OPERATION_ACTIVE:
+            return None, "", 0.0  # refused for the cryptographic operation that may be active: allowed
         return _BY_KEY[(call.function, f"find:{session.find}")], session.last, session.last_ended
     if call.function == "C_CloseSession" and session.find is not None:  # a session this log saw opened
         return _BY_KEY[("C_CloseSession", "session:open")], session.last, session.last_ended
@@ -243,7 +256,12 @@ def _apply(call: RawCall, session: _Session, state: RawState, said: str) -> None
             # log began may remain, so the login is unknown from here.
             state.login = None
         return
+    if call.function in CRYPTO_INITS and call.rv == OK:
+        session.crypto = True
     after = FIND_AFTER.get((call.function, call.rv))
+    if (call.function, call.rv) == ("C_FindObjectsInit", OPERATION_ACTIVE) and session.crypto:
+        after = None  # refused for the search, or for the cryptographic operation: the search state is unknown
+        session.find = None
     if after is not None:
         session.find, session.last, session.last_ended = after, said, call.ended
     login = LOGIN_AFTER.get((call.function, call.rv))

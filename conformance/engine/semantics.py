@@ -45,6 +45,7 @@ KEY_READ_RULE = "v3.0 §5.1.2: the key's type is read before the lock is taken"
 PROVIDER_RULE = "python-pkcs11 docs, Reenterant Sessions: one shared session, opened by the first acquire"
 EXHAUSTED_RULE = "an exhausted generator stays exhausted"
 CLOSED_UNDER_RULE = "v3.0 §5.1.2: the session was closed under the iterator"
+CLOSED_SESSION_RULES = frozenset({INVALID_RULE, CLOSED_UNDER_RULE})  # the module's rules on a closed handle
 NOT_INITIALIZED_RULE = "v3.0 §5.7.8 CKR_OPERATION_NOT_INITIALIZED: no search is active"
 LAZY_RULE = "python-pkcs11: get_objects()/encrypt() of an iterable return lazy generators"
 

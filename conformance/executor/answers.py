@@ -129,19 +129,23 @@ class CallsJudged(Wire):
 
     NAME: ClassVar[str] = "calls_judged"
 
+    _tuples: ClassVar[frozenset[str]] = frozenset({"history"})
+
     calls: int
     deviation: str | None = None
     spec: str = ""
     complete: bool = True
     available: bool = True  # False: no tap in this process, nothing was judged
+    history: tuple[str, ...] = ()  # the module's answers on that handle before the deviation (#index in the log)
 
     def explain(self) -> str:
         """One line for a result's reason: how the module's share was decided."""
         if not self.available:
             return "blame by the check's layer (no tap: the module's answers could not be judged alone)"
         if self.deviation is not None:
+            before = f"; before it on that handle: {'; '.join(self.history)}" if self.history else ""
             return (f"{self.deviation} [{self.spec}] — judged on the module's own answers to the {self.calls} calls "
-                    "the tap logged, without python-pkcs11 or the provider")
+                    f"the tap logged, without python-pkcs11 or the provider{before}")
         partial = "" if self.complete else " (the oldest were no longer in the tap's log)"
         return (f"module cleared: its answers to the {self.calls} calls the tap logged follow PKCS#11{partial}; "
                 "the blame stays with the check's layer")

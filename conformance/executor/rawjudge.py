@@ -16,4 +16,5 @@ def judge_last(host: ModuleHost, command: JudgeCalls) -> CallsJudged:
     judge = host.raw_judge
     if judge.deviation is None:
         return CallsJudged(judge.calls, complete=host.raw_complete)
-    return CallsJudged(judge.calls, judge.deviation.describe(), judge.deviation.rule.spec, host.raw_complete)
+    return CallsJudged(judge.calls, judge.deviation.describe(), judge.deviation.rule.spec, host.raw_complete,
+                       history=judge.deviation.history)

@@ -21,11 +21,12 @@ from ..engine.judge import judge
 from ..engine.params import ModelParams
 from ..engine.planning import plan
 from ..engine.schedule import Step, Trace
+from ..engine.semantics import CLOSED_SESSION_RULES
 from ..engine.strategies import step_key
 from ..executor.parent import Executor, ExecutorError
 from ..executor.protocol import CallStress, LoginRoundsAnswer, ProviderStress, StressAnswer
 from ..live.capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, one_shot_use, require, unsupported_steps
-from ..outcomes import DIED, LIFTED, MODULE
+from ..outcomes import BINDING, DIED, LIFTED, MODULE
 from ..results.records import Coverage, Reproducer
 from ..vendor.declarations import model_params
 from ..vendor.runtime import VendorRuntime
@@ -167,11 +168,21 @@ def _fail_with(item: pytest.Item, vendor: VendorRuntime, executor: Executor, fai
     """Report a failing schedule: the layer it blames (the module's, where its own answers broke a rule on the
     way), a crash or hang into the record, the reproducer, the readable program."""
     layer, blame = failure.verdict.layer, ""
+    first = failure.verdict.mismatches[0] if failure.verdict.mismatches else None
     if failure.verdict.status == "failed" and layer in LIFTED:
         judged = executor.judge_calls()  # up to the failing schedule just run (or its replay)
         # A declared finding keeps its declared layer (the module's deviation is quoted beside it).
         layer = MODULE if judged.deviation is not None and not item.stash[META].declared_failure else layer
         blame = f"\nblame: {judged.explain()}"
+    elif failure.verdict.status == "failed" and first is not None and first.rule in CLOSED_SESSION_RULES:
+        judged = executor.judge_calls()
+        if judged.available and judged.deviation is None:
+            layer = BINDING
+            blame = ("\nblame: binding — the module's own answers to the calls the tap logged follow PKCS#11: to the "
+                     "module the handle was a live session when the call came (handed out again after its close, "
+                     "which the spec allows, or never closed), so python-pkcs11 used a handle its Session had closed")
+        else:
+            blame = f"\nblame: {judged.explain()}"
     update(item, layer=layer, reproducer=Reproducer.of(failure.schedule, hypothesis_note))
     integrity = "\n" + _died(item, vendor, failure.verdict.status) if failure.verdict.status in DIED else ""
     determinism = {True: "replayed: same outcomes", False: "replayed: DIFFERENT outcomes (not deterministic)",
