@@ -62,6 +62,13 @@ def test_a_call_in_the_module_is_not_blocked_but_waited_for():
     assert Waiter(calls, after(2), 0.01, 0.02).expected_block(0, 1, OUTSIDE).done
 
 
+def test_an_expected_block_held_inside_the_module_is_hung_not_blocked():
+    """A call the model expected to block that got into the module and never came back out is not a block (it is
+    past every lock): the decision says hung, naming the function the module holds."""
+    decision = Waiter(FakeCalls(InCall("C_FindObjectsInit", 0.03, 6)), never, 0.01, 0.02).expected_block(0, 1, OUTSIDE)
+    assert decision.hung and decision.inside == "C_FindObjectsInit" and not decision.done
+
+
 def test_one_call_that_never_returns_is_held_by_the_module():
     """A call inside one PKCS#11 function without progress for a step timeout is hung, and the decision names the
     function the module holds."""

@@ -99,7 +99,7 @@ def run_schedule(host: ModuleHost, command: RunSchedule, emit: Emit) -> None:
         if step.expect_block:
             decision = waiter.expected_block(i, actor.thread.native_id, before)
             if not decision.done:
-                if decision.inside is not None or decision.evidence.startswith("tap: still"):
+                if decision.hung:
                     _hung(i, decision, emit)  # it reached the module and never came back: not a block
                 results[i] = StepResult(i, "blocked", evidence=decision.evidence)
                 blocked_at[i] = waiter.look(actor.thread.native_id)

@@ -19,6 +19,7 @@ from ..live.calls import InCall, ModuleCalls
 # A step whose calls keep progressing is waited for up to this many step timeouts in all (then it is hung: a
 # module that answers every call but never finishes the operation).
 PATIENCE = 10
+STILL = "tap: still making calls"
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Decision:
     done: bool
     evidence: str = ""
     inside: str | None = None
+    hung: bool = False  # an expected block that reached the module and is held there or never stops calling
 
 
 class Waiter:
@@ -54,7 +56,9 @@ class Waiter:
             return Decision(False, f"timing: no return within the {self.window:g} s block window")
         if now.in_module or now.calls > before.calls:
             # It reached the module: past the lock, so not blocked. The module's time: wait as for any call.
-            return self.returns(index, thread, now)
+            decision = self.returns(index, thread, now)
+            return Decision(decision.done, decision.evidence, decision.inside,
+                            hung=decision.inside is not None or decision.evidence.startswith(STILL))
         return Decision(False, f"tap: no PKCS#11 call in {self.window:g} s, outside the module (waiting above it)")
 
     def returns(self, index: int, thread: int | None, last: InCall | None = None) -> Decision:
@@ -77,7 +81,7 @@ class Waiter:
                                 now.function)
             return Decision(False, f"tap: outside the module with no PKCS#11 call for {self.timeout:g} s "
                                    "(waiting above it)" if now.calls == last.calls else
-                                   f"tap: still making calls after {waited:g} s")
+                                   f"{STILL} after {waited:g} s")
 
     def released(self, index: int, thread: int | None, seconds: float, since: InCall | None) -> bool:
         """A blocked call watched at the end of the schedule for a release the plan did not foresee: once it

@@ -174,7 +174,8 @@ def _fail_with(item: pytest.Item, vendor: VendorRuntime, executor: Executor, fai
         # A declared finding keeps its declared layer (the module's deviation is quoted beside it).
         layer = MODULE if judged.deviation is not None and not item.stash[META].declared_failure else layer
         blame = f"\nblame: {judged.explain()}"
-    elif failure.verdict.status == "failed" and first is not None and first.rule in CLOSED_SESSION_RULES:
+    elif (failure.verdict.status == "failed" and first is not None and first.rule in CLOSED_SESSION_RULES
+          and not item.stash[META].declared_failure):
         judged = executor.judge_calls()
         if judged.available and judged.deviation is None:
             layer = BINDING
