@@ -72,6 +72,7 @@ class Run:
 def run_checks(directory: Path, profile: Path, *args: str, hypothesis_profile: str = "ci",
                timeout: float = 7200) -> Run:
     """The shipped checks on one profile, in a pytest subprocess (module state is per process)."""
+    directory = directory.resolve()  # the subprocess runs in it: relative paths would nest
     out = directory / f"{profile.stem}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     started = time.monotonic()
