@@ -58,7 +58,7 @@ ANSWER_EXAMPLES: list[Wire] = [
     CheckAnswer("hung", "the check did not finish in 3 s", stacks="...", inside="C_SeedRandom"),
     CallsJudged(12, "module: C_FindObjectsFinal returned CKR_OK, then C_FindObjectsInit got CKR_OPERATION_ACTIVE",
                 "PKCS#11 v3.0 §5.7.7", complete=False),
-    CallsJudged(0, available=False),
+    CallsJudged(0, unavailable="no tap in front of the module"),
     StressAnswer("failed", ("thread 1, round 3: use('digest') raised GeneralError",), open_calls=2, operations=600,
                  elapsed_s=0.4),
     StressAnswer("hung", cause="unresponsive", restart=True, stacks="..."),

@@ -93,6 +93,8 @@ RULES: tuple[Rule, ...] = (
     Rule("*", "session:closed", allowed=INVALID_SESSION, spec=_CLOSED),
 )
 _BY_KEY: Mapping[tuple[str, str], Rule] = {(r.function, r.state): r for r in RULES}
+# Any call: CKR_GENERAL_ERROR & co. are the module's own failure (v3.0 §5.1.1).
+OWN_RULE = Rule("*", "own", refused=OWN_FAILURES, spec="PKCS#11 v3.0 §5.1.1")
 
 # What an answer does: (function, rv) -> new search state of the session ("active" / "idle"), None: unchanged.
 FIND_AFTER: Mapping[tuple[str, int], str] = {
@@ -135,7 +137,6 @@ class _Session:
     # a single-part call may be a length query). Modules may refuse a search meanwhile (implementation-defined).
     crypto: bool = False
     last: str = ""  # the answer that last set this session's state, as text
-    last_ended: float = 0.0  # when that call returned
 
 
 @dataclass
@@ -143,7 +144,6 @@ class RawState:
     sessions: dict[int, _Session] = field(default_factory=dict)
     login: str | None = None  # in | out | None (unknown)
     login_because: str = ""
-    login_ended: float = 0.0
 
 
 class RawJudge:
@@ -200,57 +200,53 @@ def _first_deviation(calls: list[RawCall], state: RawState, offset: int = 0) -> 
             if call.rv == OK:
                 before = state.sessions.get(call.out)
                 history = [*(before.history[-(HISTORY - 2):] if before else []), f"#{index} {said} (handle {call.out})"]
-                state.sessions[call.out] = _Session(history, find="idle", last=said, last_ended=call.ended)
+                state.sessions[call.out] = _Session(history, find="idle", last=said)
             continue
         if call.function == "C_CloseAllSessions":
             if call.rv == OK:
                 for session in state.sessions.values():
-                    session.closed, session.last, session.last_ended = True, said, call.ended
-                state.login, state.login_because, state.login_ended = "out", said, call.ended
+                    session.closed, session.last = True, said
+                state.login, state.login_because = "out", said
             continue
         if call.function in NOT_SESSION or _index(call.function) < SESSION_FUNCTIONS_FROM:
             if call.rv in OWN_FAILURES:
-                return RawDeviation(index, call, Rule(call.function, "own", refused=OWN_FAILURES,
-                                                      spec="PKCS#11 v3.0 §5.1.1"), "")
+                return RawDeviation(index, call, OWN_RULE, "")
             continue
         session = state.sessions.setdefault(call.arg, _Session())
-        rule, because, set_at = _rule_for(call, session, state)
-        if rule is not None and rule.breaks(call) and call.started >= set_at:
+        rule, because = _rule_for(call, session, state)
+        if rule is not None and rule.breaks(call):
             return RawDeviation(index, call, rule, because, tuple(session.history))
         if rule is None and call.rv in OWN_FAILURES:
-            return RawDeviation(index, call, Rule(call.function, "own", refused=OWN_FAILURES,
-                                                  spec="PKCS#11 v3.0 §5.1.1"), "")
+            return RawDeviation(index, call, OWN_RULE, "")
         _apply(call, session, state, said)
         session.history = [*session.history[-(HISTORY - 1):], f"#{index} {said}"]
     return None
 
 
-def _rule_for(call: RawCall, session: _Session, state: RawState) -> tuple[Rule | None, str, float]:
-    """The rule for `call` in the current state, the answer that set that state, and when that answer came."""
+def _rule_for(call: RawCall, session: _Session, state: RawState) -> tuple[Rule | None, str]:
+    """The rule for `call` in the current state, and the answer that set that state. (Only calls that came one at a
+    time are judged, so that answer came before this call began.)"""
     if session.closed:
-        return _BY_KEY[("*", "session:closed")], session.last, session.last_ended
+        return _BY_KEY[("*", "session:closed")], session.last
     if call.function in ("C_Login", "C_Logout", "C_GetSessionInfo") and state.login is not None:
-        return _BY_KEY.get((call.function, f"login:{state.login}")), state.login_because, state.login_ended
+        return _BY_KEY.get((call.function, f"login:{state.login}")), state.login_because
     if session.find is not None and (call.function, f"find:{session.find}") in _BY_KEY:
         if call.function == "C_FindObjectsInit" and session.crypto and call.rv == OPERATION_ACTIVE:
-            return None, "", 0.0  # refused for the cryptographic operation that may be active: allowed
-        return _BY_KEY[(call.function, f"find:{session.find}")], session.last, session.last_ended
+            return None, ""  # refused for the cryptographic operation that may be active: allowed
+        return _BY_KEY[(call.function, f"find:{session.find}")], session.last
     if call.function == "C_CloseSession" and session.find is not None:  # a session this log saw opened
-        return _BY_KEY[("C_CloseSession", "session:open")], session.last, session.last_ended
-    return None, "", 0.0
+        return _BY_KEY[("C_CloseSession", "session:open")], session.last
+    return None, ""
 
 
 def _apply(call: RawCall, session: _Session, state: RawState, said: str) -> None:
     if call.rv in INVALID_SESSION:
-        # Learnt: the module says this handle is not a session.
-        session.closed, session.last, session.last_ended = True, said, call.ended
+        session.closed, session.last = True, said  # learnt: the module says this handle is not a session
         return
     if session.closed:
-        if call.rv == OK:  # an answer that overlapped the close (nothing concluded): the handle is live again
-            session.closed, session.find = False, None
         return
     if call.function == "C_CloseSession" and call.rv == OK:
-        session.closed, session.find, session.last, session.last_ended = True, None, said, call.ended
+        session.closed, session.find, session.last = True, None, said
         if not any(not other.closed for other in state.sessions.values()):
             # Perhaps the application's last session: that logs it out (v3.0 §5.6.2); sessions opened before the
             # log began may remain, so the login is unknown from here.
@@ -263,10 +259,10 @@ def _apply(call: RawCall, session: _Session, state: RawState, said: str) -> None
         after = None  # refused for the search, or for the cryptographic operation: the search state is unknown
         session.find = None
     if after is not None:
-        session.find, session.last, session.last_ended = after, said, call.ended
+        session.find, session.last = after, said
     login = LOGIN_AFTER.get((call.function, call.rv))
     if login is not None:
-        state.login, state.login_because, state.login_ended = login, said, call.ended
+        state.login, state.login_because = login, said
 
 
 def _index(function: str) -> int:

@@ -135,13 +135,17 @@ class CallsJudged(Wire):
     deviation: str | None = None
     spec: str = ""
     complete: bool = True
-    available: bool = True  # False: no tap in this process, nothing was judged
+    unavailable: str = ""  # why nothing was judged (no tap; the process that made the calls is gone); "": judged
     history: tuple[str, ...] = ()  # the module's answers on that handle before the deviation (#index in the log)
+
+    @property
+    def available(self) -> bool:
+        return not self.unavailable
 
     def explain(self) -> str:
         """One line for a result's reason: how the module's share was decided."""
         if not self.available:
-            return "blame by the check's layer (no tap: the module's answers could not be judged alone)"
+            return f"blame by the check's layer (the module's answers could not be judged alone: {self.unavailable})"
         if self.deviation is not None:
             before = f"; before it on that handle: {'; '.join(self.history)}" if self.history else ""
             return (f"{self.deviation} [{self.spec}] — judged on the module's own answers to the {self.calls} calls "

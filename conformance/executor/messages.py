@@ -166,8 +166,8 @@ class SutCheck(Wire):
 
 @dataclass(frozen=True)
 class JudgeCalls(Wire):
-    """Judge the module alone on its answers to the last check's or schedule's calls (engine/rawspec.py, on the
-    tap's log); answered by CallsJudged."""
+    """The verdict on the module judged alone on its own answers to every call this process made, up to the end
+    of its last command (engine/rawspec.py, fed from the tap's log); answered by CallsJudged."""
 
     NAME: ClassVar[str] = "judge_calls"
 

@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
 from ..engine.schedule import Schedule, StepResult, Trace
-from .waiting import PATIENCE
 from .protocol import (
     AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits, LoginCheck,
     LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit, Ready,
     CallsJudged, JudgeCalls, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck, SutChecked,
     Sweep, Swept, TakeSnapshot, Wire, decode_answer, encode_command,
 )
+from .waiting import PATIENCE
 
 __all__ = ["Executor", "ExecutorError", "Limits", "StartFailed", "child_env"]
 
@@ -271,12 +271,12 @@ class Executor:
         """The module judged alone on its answers to the last check's or schedule's calls (executor/rawjudge.py).
         Not available (nothing judged) when the process that made them is gone."""
         if self._proc is None or self._proc.poll() is not None:
-            return CallsJudged(0, available=False)
+            return CallsJudged(0, unavailable="the module's process that made the calls is gone")
         self._send(JudgeCalls())  # also to a process about to be replaced (its actors stuck): its log is intact
         answer = self._read(self.limits.startup_timeout)
         if not isinstance(answer, CallsJudged):
             self._kill()
-            return CallsJudged(0, available=False)
+            return CallsJudged(0, unavailable="the module's process did not answer")
         return answer
 
     def capabilities(self) -> dict[str, str]:

@@ -12,7 +12,7 @@ def judge_last(host: ModuleHost, command: JudgeCalls) -> CallsJudged:
     """The module judged on every call this process made up to the end of its last command (a failure's cause may
     lie in an earlier command: a lie about the login state told to an earlier check)."""
     if host.calls is None:
-        return CallsJudged(0, available=False)
+        return CallsJudged(0, unavailable="no tap in front of the module")
     judge = host.raw_judge
     if judge.deviation is None:
         return CallsJudged(judge.calls, complete=host.raw_complete)

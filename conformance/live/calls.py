@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from ..engine.cryptoki import FUNCTION_INDEX, FUNCTION_NAMES, rv_name
 
-NOT_SEEN = -2  # the tap has never seen the thread (it made no PKCS#11 call yet)
 RING = 65536  # the returns the tap keeps (native/tap.c RING): more than one command makes
 
 
