@@ -10,6 +10,7 @@ and a hang is declared only after a whole step timeout without progress.
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -115,13 +116,24 @@ def positions(calls: ModuleCalls, prefix: str = "") -> tuple[tuple[str, ...], tu
 
 class Watchdog:
     """At `deadline` seconds, unless cancelled, calls `report(lines, held)` with the threads' positions: the
-    evidence a check body that does not finish leaves before the parent aborts the process."""
+    evidence a check body that does not finish leaves before the parent aborts the process.
+
+    The parent's SIGABRT follows the report at once, and faulthandler then walks every thread's stack: so this
+    thread keeps SIGABRT blocked (the dump starts at the thread stuck in the module, not here) and stays parked
+    after reporting (a thread tearing itself down while the dump reads it can crash the dump half-way)."""
 
     def __init__(self, calls: ModuleCalls, deadline: float,
                  report: Callable[[tuple[str, ...], tuple[str, ...]], None]) -> None:
-        self._timer = threading.Timer(deadline, lambda: report(*positions(calls)))
-        self._timer.daemon = True
-        self._timer.start()
+        self._cancelled = threading.Event()
+
+        def watch() -> None:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGABRT})
+            if not self._cancelled.wait(deadline):
+                report(*positions(calls))
+                self._cancelled.wait()
+
+        self._thread = threading.Thread(target=watch, name="conformance-watchdog", daemon=True)
+        self._thread.start()
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        self._cancelled.set()
