@@ -14,7 +14,7 @@ import conformance.checks
 from conformance import RESULTS_SCHEMA
 from conformance.vendor.profile import load_profile
 
-from fake_checks import CRASHING_CHECK, FAKE_CHECKS
+from fake_checks import CRASHING_CHECK, FAKE_CHECKS, HARNESS_BUG_CHECKS
 
 CHECKS = ("--pyargs", "conformance.checks")
 RUN_KEYS = {"id", "started", "finished", "harness_version", "python_pkcs11_version", "python", "platform",
@@ -54,6 +54,7 @@ RUNS: dict[str, dict[str, Any]] = {
     "sut": {"args": (*CHECKS, "-m", "sut")},
     "fakes": {"args": ("-v",), "files": {"test_fake_checks": FAKE_CHECKS}},
     "crash": {"args": ("--check-timeout=3",), "files": {"test_fake_crash": CRASHING_CHECK}},
+    "ours": {"args": (), "files": {"test_fake_ours": HARNESS_BUG_CHECKS}},
 }
 
 
@@ -264,3 +265,43 @@ def test_run_stopped_by_maxfail_is_not_finished(pytester, run_inner, softhsm_pro
     assert result.ret == expected, "\n".join(result.outlines)
     doc = load_json(out)
     assert doc["run"]["finished"] is None and doc["run"]["exit_status"] == expected
+
+
+def test_harness_code_raising_in_a_check_is_our_error(inner_run):
+    """"Our own bugs are `error`, never a vendor's failure": a check body (run in the module's process) that breaks
+    in the harness's own code is error, layer harness, the reason naming the exception and the place in the
+    package — the check's declared layer (module) is not blamed."""
+    record = inner_run("ours").by_check()["fake.harness_bug"]
+    assert (record["outcome"], record["layer"]) == ("error", "harness"), record
+    assert "the harness broke running the check: KeyError" in record["reason"], record["reason"]
+    assert "conformance/engine/schedule.py" in record["reason"], record["reason"]
+
+
+def test_harness_bug_is_not_hidden_by_a_declared_failure(inner_run):
+    """A declared failure (strict xfail) stands for the finding it documents: our own bug in the same check is
+    still reported, as error, not taken for the declared failure."""
+    record = inner_run("ours").by_check()["fake.harness_bug_declared"]
+    assert (record["outcome"], record["layer"]) == ("error", "harness"), record
+
+
+def test_harness_code_raising_in_pytest_is_our_error(inner_run):
+    """The same in a check that runs in the pytest process (it drives the executor itself)."""
+    record = inner_run("ours").by_check()["fake.harness_bug_in_pytest"]
+    assert (record["outcome"], record["layer"]) == ("error", "harness"), record
+    assert "KeyError" in record["reason"], record["reason"]
+
+
+def test_what_the_binding_lacks_is_a_skip_with_its_reason(inner_run):
+    """"What cannot be done on an old binding is a skip with its reason": the binding accessor's BindingLacks
+    ends the check skipped, saying what is missing and since which release it exists."""
+    record = inner_run("ours").by_check()["fake.binding_lacks"]
+    assert record["outcome"] == "skipped", record
+    assert "exposes no session handle" in record["reason"] and "since 0.9.1" in record["reason"], record["reason"]
+
+
+def test_a_pkcs11_error_in_a_check_stays_the_checks_finding(inner_run):
+    """The classification does not swallow findings: a pkcs11 exception in a check body is failed, its layer
+    the check's own."""
+    record = inner_run("ours").by_check()["fake.module_error_in_check"]
+    assert (record["outcome"], record["layer"]) == ("failed", "module"), record
+    assert record["reason"].startswith("Failed: DeviceError"), record["reason"]

@@ -12,6 +12,7 @@ import pytest
 from conformance.engine.schedule import Schedule, Step, StepResult
 from conformance.executor import answers, messages
 from conformance.executor.protocol import (
+    Broken,
     ANSWERS, COMMANDS, AppAnswer, AppStep, CallsJudged, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits,
     JudgeCalls, Latency, LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit,
     Ready, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck,
@@ -47,6 +48,7 @@ COMMAND_EXAMPLES: list[Wire] = [
 ANSWER_EXAMPLES: list[Wire] = [
     Ready(4242, {"library": {"version": "2.6"}, "mechanisms": 3}),
     Failed("TokenNotFound", "no token matches label 't'"),
+    Broken("KeyError: 'x' (at conformance/executor/actions.py:1: w.sessions[ref])"),
     CheckAnswer("failed", "AssertionError: x", "test_login.py:3: assert x", {"seen": [1, None]}, True, ""),
     CheckAnswer("passed", observed=None, has_observed=True),
     StepEvent(StepResult(3, "raised", "OperationActive", None, 12.5, None, ("RuntimeError",))),

@@ -6,6 +6,7 @@ import pkcs11
 import pytest
 from pkcs11.constants import Attribute
 
+from ..binding import session_handle
 from ..live.groundtruth import SessionState
 from ..live.probes import OK, harness_objects, make_data_objects, outcome_of
 
@@ -16,7 +17,7 @@ def test_new_session_inherits_login(vendor):
     session that is logged in" — a session opened without a PIN is logged in too."""
     vendor.open_session(login=True)
     public = vendor.open_session(login=False)
-    state = vendor.ground_truth.session_info(public.handle).state
+    state = vendor.ground_truth.session_info(session_handle(public)).state
     assert state == SessionState.RW_USER_FUNCTIONS, f"new session is in state {state.name}"
 
 
@@ -48,7 +49,7 @@ def test_logout_applies_to_all_sessions(vendor):
     owner = vendor.open_session(login=True)
     other = vendor.open_session(login=False)
     owner.close()
-    state = vendor.ground_truth.session_info(other.handle).state
+    state = vendor.ground_truth.session_info(session_handle(other)).state
     assert state == SessionState.RW_PUBLIC_SESSION, f"other session is in state {state.name} after logout"
 
 
@@ -59,7 +60,7 @@ def test_close_all_returns_public(vendor):
     vendor.open_session(login=True)
     vendor.ground_truth.close_all_sessions(vendor.slot_id)
     fresh = vendor.open_session(login=False)
-    state = vendor.ground_truth.session_info(fresh.handle).state
+    state = vendor.ground_truth.session_info(session_handle(fresh)).state
     assert state == SessionState.RW_PUBLIC_SESSION, f"new session is in state {state.name}"
 
 
@@ -77,7 +78,7 @@ def test_failed_login_closes_session(vendor):
     else:
         pytest.skip("module accepts a second login, so Token.open's failure path is not reached")
     after = vendor.open_session(login=False)
-    lo, hi = before.handle, after.handle
+    lo, hi = session_handle(before), session_handle(after)
     if not 0 < hi - lo <= 64:
         pytest.skip(f"session handles are not issued in sequence ({lo}, then {hi}); cannot locate the session")
     leaked = [h for h in range(lo + 1, hi) if vendor.ground_truth.session_info(h) is not None]

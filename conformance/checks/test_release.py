@@ -6,6 +6,7 @@ import gc
 
 import pytest
 
+from ..binding import session_handle
 from .test_operations import DATA, OBJECTS, open_search, partly_encrypted
 from ..live.probes import OK, ParkedThread, ThreadCall, make_data_objects, outcome_of
 
@@ -100,7 +101,7 @@ def _after_close_and_reopen(vendor, observe, prepare, call, what: str, how: str)
     prepared = prepare(first)
     first.close()
     second = vendor.open_session(login=False)
-    reused = second.handle == first.handle
+    reused = session_handle(second) == session_handle(first)
     observe({"handle_reused": reused})
     try:
         outcome = outcome_of(lambda: call(first, prepared))

@@ -13,6 +13,7 @@ from typing import Iterable, Protocol
 
 from hypothesis import HealthCheck, given, seed, settings
 
+from ..outcomes import HarnessFault
 from .judge import Verdict, describe, judge
 from .params import ModelParams
 from .schedule import Schedule, Trace
@@ -53,7 +54,10 @@ class Exploration:
 
 
 def _run_one(executor: Runner, schedule: Schedule, family: Family, params: ModelParams, found: Exploration) -> None:
-    trace = executor.run(schedule)
+    try:
+        trace = executor.run(schedule)
+    except HarnessFault as fault:
+        raise _Broke(schedule, fault) from None
     found.examples += 1
     if trace.reset_us:
         found.reset_us.append(trace.reset_us)
@@ -62,6 +66,15 @@ def _run_one(executor: Runner, schedule: Schedule, family: Family, params: Model
         found.observed.setdefault(point, set()).update(values)
     if verdict.failed:
         raise ScheduleFailed(schedule, trace, verdict)
+
+
+class _Broke(BaseException):
+    """The harness broke on an example (conformance.outcomes.HarnessFault): not a failing example to shrink (each try
+    would restart the module's process for our own bug); hypothesis lets a BaseException through at once."""
+
+    def __init__(self, schedule: Schedule, fault: Exception) -> None:
+        super().__init__(str(fault))
+        self.schedule, self.fault = schedule, fault
 
 
 class OverBudget(BaseException):
@@ -76,6 +89,14 @@ def explore(executor: Runner, family_name: str, params: ModelParams, replay: Ite
     family = FAMILIES[family_name]
     found = Exploration(family_name)
     deadline = time.monotonic() + budget_s if budget_s else None
+    try:
+        return _explore(executor, family, params, replay, deadline, found)
+    except _Broke as broke:  # ours: said with the schedule it broke on, so it can be replayed and fixed
+        raise HarnessFault(f"{broke.fault}\nthe schedule it broke on ({family_name}):\n{broke.schedule.program()}") from None
+
+
+def _explore(executor: Runner, family: Family, params: ModelParams, replay: Iterable[Schedule],
+             deadline: float | None, found: Exploration) -> Exploration:
     for schedule in [*regressions(family, params), *replay]:  # explicit ones first, like @example
         try:
             _run_one(executor, schedule, family, params, found)
@@ -84,7 +105,8 @@ def explore(executor: Runner, family_name: str, params: ModelParams, replay: Ite
             found.deterministic = _replays_the_same(executor, failure)
             return found
 
-    @settings(deadline=None, suppress_health_check=list(HealthCheck))
+    # One finding per check, the minimal one: with several distinct failures hypothesis would raise them as a group.
+    @settings(deadline=None, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
     @given(schedules(family, params))
     def scenario(schedule: Schedule) -> None:
         if deadline is not None and time.monotonic() > deadline:
@@ -94,18 +116,31 @@ def explore(executor: Runner, family_name: str, params: ModelParams, replay: Ite
     if settings().derandomize:
         # Derandomised profiles (dev, ci) draw from a seed of the family's name, not of this function's source:
         # the same schedules run from one harness version to the next unless the menus change (stable for the gate).
-        scenario = seed(zlib.crc32(family_name.encode()))(scenario)
+        scenario = seed(zlib.crc32(family.name.encode()))(scenario)
 
     try:
         scenario()
     except OverBudget:
         found.over_budget = True
-    except ScheduleFailed as failure:  # hypothesis re-raises the minimal example last
+    except (ScheduleFailed, ExceptionGroup) as raised:  # hypothesis re-raises the minimal example last
+        # A failure that did not happen again on hypothesis's last replay comes wrapped (FlakyFailure): the finding
+        # is the same; _replays_the_same below says it is not deterministic.
+        failure = _failure_in(raised)
+        if failure is None:
+            raise
         found.failure = failure
         notes = getattr(failure, "__notes__", None) or []
         found.hypothesis_note = "\n".join(n for n in notes if "reproduce_failure" in n or "Falsifying" in n) or None
         found.deterministic = _replays_the_same(executor, failure)
     return found
+
+
+def _failure_in(raised: BaseException) -> ScheduleFailed | None:
+    if isinstance(raised, ScheduleFailed):
+        return raised
+    if isinstance(raised, BaseExceptionGroup):
+        return next((f for e in raised.exceptions if (f := _failure_in(e)) is not None), None)
+    return None
 
 
 def regressions(family: Family, params: ModelParams) -> list[Schedule]:

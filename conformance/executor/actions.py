@@ -15,8 +15,10 @@ import pkcs11
 from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
+from ..binding import search_objects, session_handle
 from ..engine.vocabulary import CHUNKS, FIXTURE_OBJECTS
 from ..labels import label
+from ..outcomes import ReportsFinding
 
 __all__ = ["ACTIONS", "CHUNKS", "FIXTURE_LABEL", "FIXTURE_OBJECTS", "World"]
 
@@ -29,6 +31,35 @@ class ProviderOpenFailed(pkcs11.exceptions.TokenNotPresent):
     """Raised by the harness's opener when a schedule told it to fail (stands for 'token gone')."""
 
 
+class NotASession(ReportsFinding, TypeError):
+    """The provider's acquire() gave something that is not a pkcs11.Session (the --sut contract): the provider's
+    finding, although it surfaces in the harness's code that uses it."""
+
+
+class RefGone(ReportsFinding, LookupError):
+    """A step names a ref the real run does not have: the step that was to make it failed (a refused login, a
+    provider that raised), or nothing is held to release. The model leaves such steps unjudged (vocabulary.ANY);
+    the step's outcome says so instead of a KeyError that would read as the harness's own bug."""
+
+
+class Refs(dict):
+    """ref -> object; a missing ref raises RefGone."""
+
+    def __missing__(self, ref: str) -> Any:
+        raise RefGone(f"{ref} was never made in this run")
+
+    def __delitem__(self, ref: str) -> None:
+        if ref not in self:
+            raise RefGone(f"{ref} was never made in this run")
+        super().__delitem__(ref)
+
+
+def _provided(session: Any) -> Any:
+    if not isinstance(session, pkcs11.types.Session):
+        raise NotASession(f"acquire() returned {type(session).__name__}, not a pkcs11.Session")
+    return session
+
+
 @dataclass
 class World:
     """Everything a schedule's steps refer to, by ref name. Touched only by actor threads, one step at a time."""
@@ -36,9 +67,9 @@ class World:
     token: Any
     pin: str
     ground_truth: Any
-    sessions: dict[str, Any] = field(default_factory=dict)
-    keys: dict[str, Any] = field(default_factory=dict)
-    iterators: dict[str, Any] = field(default_factory=dict)
+    sessions: Refs = field(default_factory=Refs)
+    keys: Refs = field(default_factory=Refs)
+    iterators: Refs = field(default_factory=Refs)
     provider: Any = None
     provider_holds: dict[int, list[Any]] = field(default_factory=dict)  # actor -> sessions it acquired
     provider_seen: list[Any] = field(default_factory=list)  # sessions the provider handed out, in order (p0, p1, ...)
@@ -53,7 +84,7 @@ class World:
     def is_open(self, ref: str) -> bool:
         """Ground truth for one ref: its handle is a live session *and* no session opened after it was given the
         same handle (modules may reuse a closed session's handle: OpenCryptoki and tpm2-pkcs11 do)."""
-        handle = self.sessions[ref].handle
+        handle = session_handle(self.sessions[ref])
         if handle in self.opened_handles[self.opened_at.get(ref, -1) + 1:]:
             return False
         return self.ground_truth.session_info(handle) is not None
@@ -98,8 +129,8 @@ class World:
             self.fail_next_open = False
             raise ProviderOpenFailed("made to fail on purpose by the harness")
         session = self.open(login=True)
-        self.opened_handles.append(session.handle)
-        self.provider_handles.append(session.handle)
+        self.opened_handles.append(session_handle(session))
+        self.provider_handles.append(session_handle(session))
         return session
 
     def label_of(self, session: Any) -> str:
@@ -115,7 +146,7 @@ def _open(w: World, actor: int, ref: str, login: bool) -> Any:
     session = w.open(login)
     w.sessions[ref] = session
     w.opened_at[ref] = len(w.opened_handles)
-    w.opened_handles.append(session.handle)
+    w.opened_handles.append(session_handle(session))
     return None
 
 
@@ -125,14 +156,14 @@ def _close(w: World, actor: int, session: str) -> Any:
 
 
 def _state(w: World, actor: int, session: str) -> Any:
-    info = w.ground_truth.session_info(w.sessions[session].handle) if w.is_open(session) else None
+    info = w.ground_truth.session_info(session_handle(w.sessions[session])) if w.is_open(session) else None
     if info is None:
         return "closed"
     return "user" if info.state.logged_in else "public"
 
 
 def _search(w: World, actor: int, ref: str, session: str, batch: int) -> Any:
-    w.iterators[ref] = w.sessions[session].get_objects(SEARCH, batch_size=batch)
+    w.iterators[ref] = search_objects(w.sessions[session], SEARCH, batch)
     return None
 
 
@@ -196,19 +227,28 @@ def _find_all(w: World, actor: int, session: str) -> Any:
 def _acquire(w: World, actor: int) -> Any:
     session = w.provider.acquire()
     w.provider_holds.setdefault(actor, []).append(session)
-    if session is None or w.ground_truth.session_info(session.handle) is None:
+    if session is None or w.ground_truth.session_info(session_handle(_provided(session))) is None:
         return "not-open"
     return w.label_of(session)
 
 
 def _release(w: World, actor: int) -> Any:
-    session = w.provider_holds[actor].pop()
+    session = _holds(w, actor).pop()
     w.provider.release()
-    return "open" if session is not None and w.ground_truth.session_info(session.handle) is not None else "closed"
+    if session is None:
+        return "closed"
+    return "open" if w.ground_truth.session_info(session_handle(_provided(session))) is not None else "closed"
 
 
 def _held(w: World, actor: int) -> Any:
-    return w.provider_holds[actor][-1]
+    return _provided(_holds(w, actor)[-1])
+
+
+def _holds(w: World, actor: int) -> list[Any]:
+    held = w.provider_holds.get(actor)
+    if not held:
+        raise RefGone(f"actor{actor} holds nothing from the provider")
+    return held
 
 
 def use(w: World, actor: int, what: str) -> Any:

@@ -10,6 +10,7 @@ import queue
 import threading
 import time
 
+from ..outcomes import describe, ours
 from .actions import ACTIONS, World
 
 RESET = object()
@@ -44,7 +45,8 @@ class Actor:
                 value = ACTIONS[step.op](world, self.number, **dict(step.args))
                 status, error = "ok", None
             except BaseException as exc:  # recorded as data; the message is dropped (it may echo arguments)
-                status, error, value = "raised", type(exc).__name__, None
+                # Our own code breaking is no step outcome: the runner stops the schedule as the harness's error.
+                status, error, value = ("broken", describe(exc), None) if ours(exc) else ("raised", type(exc).__name__, None)
                 exc.__traceback__ = None  # frames must not keep iterators alive
                 del exc
             ended = time.perf_counter()

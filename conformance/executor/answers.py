@@ -21,6 +21,16 @@ class Ready(Wire):
 
 
 @dataclass(frozen=True)
+class Broken(Wire):
+    """The harness's own code raised in the module's process (conformance.ours): the exception and where, PIN
+    redacted. The process exits after sending it; the parent raises HarnessFault (outcome error, never a finding)."""
+
+    NAME: ClassVar[str] = "broken"
+
+    detail: str
+
+
+@dataclass(frozen=True)
 class Failed(Wire):
     """A command could not be carried out (the module does not load, a provider cannot be made): the exception
     class and a one-line detail, PIN redacted."""
@@ -35,7 +45,7 @@ class Failed(Wire):
 class CheckAnswer(Wire):
     NAME: ClassVar[str] = "check"
 
-    outcome: str  # passed | failed | skipped | error (could not import the check: ours) | crashed | hung
+    outcome: str  # passed | failed | skipped | error (ours: no import, or harness code raised) | crashed | hung
     message: str = ""
     where: str = ""  # the check's own frames, innermost last
     observed: Any = None

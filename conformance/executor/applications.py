@@ -13,6 +13,7 @@ import time
 
 import pkcs11
 
+from ..binding import session_handle
 from .host import ModuleHost
 from .protocol import AppAnswer, AppStep, LoginRounds, LoginRoundsAnswer
 
@@ -80,6 +81,6 @@ def app_step(host: ModuleHost, command: AppStep) -> AppAnswer:
             return AppAnswer(type(exc).__name__)
         return AppAnswer("ok")
     if op == "state":
-        info = host.ground_truth.session_info(session.handle)
+        info = host.ground_truth.session_info(session_handle(session))
         return AppAnswer("closed" if info is None else info.state.name)
     return AppAnswer(f"unknown op {op!r}")

@@ -11,7 +11,9 @@ import json
 import traceback
 from typing import Any
 
+from ..binding import BindingLacks
 from ..live.vendor import LiveVendor
+from ..outcomes import describe, ours
 from ..pins import redact
 from .protocol import CheckAnswer, LoginChecked, RunCheck
 
@@ -41,9 +43,14 @@ def run_check(vendor: LiveVendor, command: RunCheck) -> CheckAnswer:
         function(**kwargs)
     except pytest.skip.Exception as exc:
         outcome, message = "skipped", str(exc.msg)
+    except BindingLacks as exc:  # this python-pkcs11 cannot do what the check needs: not a finding either way
+        outcome, message = "skipped", str(exc)
     except BaseException as exc:  # noqa: BLE001 - every failure of the body is data for the parent
-        outcome = "failed"
-        message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if ours(exc):
+            outcome, message = "error", f"the harness broke running the check: {describe(exc)}"
+        else:
+            outcome = "failed"
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         where = _where(exc, command.module)
         exc.__traceback__ = None  # frames must not keep sessions or iterators alive past the reset
         del exc
@@ -51,7 +58,8 @@ def run_check(vendor: LiveVendor, command: RunCheck) -> CheckAnswer:
         vendor.reset()
     except Exception as exc:  # noqa: BLE001
         if outcome == "passed":
-            outcome, message = "failed", f"reset after the check failed: {type(exc).__name__}: {exc}"
+            outcome, message = (("error", f"the harness broke resetting after the check: {describe(exc)}") if ours(exc)
+                                else ("failed", f"reset after the check failed: {type(exc).__name__}: {exc}"))
     # Modules and python-pkcs11 may echo arguments in exception text: the PIN never leaves this process.
     return CheckAnswer(outcome, redact(message, [vendor.pin]), redact(where, [vendor.pin]),
                        observed[0] if observed else None, bool(observed))

@@ -17,6 +17,7 @@ from typing import Callable
 from ..live import integrity
 from ..live.groundtruth import GroundTruth, GroundTruthError
 from ..live.tokens import describe
+from ..outcomes import describe as describe_fault, ours
 from ..pins import redact
 from .actors import queue_floor
 from .applications import app_step, login_rounds
@@ -24,7 +25,7 @@ from .checkrun import login_check, run_check
 from .host import ModuleHost
 from .latency import measure
 from .protocol import (
-    AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, JudgeCalls, Floor, LoginCheck, LoginRounds, MeasureFloor,
+    AppStep, Broken, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, JudgeCalls, Floor, LoginCheck, LoginRounds, MeasureFloor,
     MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, Stalled, StressAnswer, SutCheck, SutChecked, Sweep,
     Swept, TakeSnapshot, Wire, decode_command, encode_answer,
 )
@@ -36,6 +37,7 @@ from .stress import run_calls, run_stress
 _STDOUT = sys.stdout.fileno()
 _WRITING = threading.Lock()
 RESTART_EXIT = 3  # the parent reads a dead child as crashed; this one only says threads are stuck for good
+BROKEN_EXIT = 5  # after a Broken answer
 
 
 def _emit(answer: Wire) -> None:
@@ -168,7 +170,16 @@ def main() -> int:
             if host is None:
                 return 2
         elif host is not None:
-            HANDLERS[type(command)](host, command)
+            try:
+                HANDLERS[type(command)](host, command)
+            except Exception as exc:
+                if not ours(exc):
+                    raise
+                # Our own bug (or an incompatibility with this python-pkcs11): said as such, never left for the
+                # parent to read as the module crashing. The process state is unknown after it: exit.
+                _emit(Broken(redact(describe_fault(exc), [host.pin])))
+                sys.stdout.flush()
+                os._exit(BROKEN_EXIT)
     sys.stdout.flush()
     os._exit(0)  # actor threads may be parked inside the module; do not wait for them
 

@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import Any
 
+from ..binding import session_handle
 from ..engine.families import Family
 from ..engine.vocabulary import FIXTURE_OBJECTS
 from ..engine.rawspec import RawCall, RawJudge
@@ -106,12 +107,12 @@ class ModuleHost:
         Kept from example to example (re-creating it, with a C_Login, would cost more than the example)."""
         if not family.fixture:
             if self.fixture is not None:
-                self.ground_truth.close_session(self.fixture.handle)
+                self.ground_truth.close_session(session_handle(self.fixture))
                 self.fixture = None
             return
-        if self.fixture is None or self.ground_truth.session_info(self.fixture.handle) is None:
+        if self.fixture is None or self.ground_truth.session_info(session_handle(self.fixture)) is None:
             self._open_fixture()
-        self.ground_truth.set_login(self.fixture.handle, self.pin if family.logged_in else None)
+        self.ground_truth.set_login(session_handle(self.fixture), self.pin if family.logged_in else None)
 
     def _open_fixture(self) -> None:
         """The session holding the data objects every search finds (public session objects); it also carries the
@@ -128,7 +129,7 @@ class ModuleHost:
         if "session_objects_end" in missing:  # earlier fixtures' objects outlived their sessions
             sweep_token(self.token, self.pin, labels={FIXTURE_LABEL})
         if private:
-            self.ground_truth.set_login(self.fixture.handle, self.pin)
+            self.ground_truth.set_login(session_handle(self.fixture), self.pin)
         for i in range(FIXTURE_OBJECTS):
             self.fixture.create_object({
                 Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: False, Attribute.PRIVATE: private,

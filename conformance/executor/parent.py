@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
 from ..engine.schedule import Schedule, StepResult, Trace
+from ..outcomes import HarnessFault, ReportsFinding
 from .protocol import (
     AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits, LoginCheck,
     LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit, Ready,
-    CallsJudged, JudgeCalls, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck, SutChecked,
+    Broken, CallsJudged, JudgeCalls, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck, SutChecked,
     Sweep, Swept, TakeSnapshot, Wire, decode_answer, encode_command,
 )
 from .waiting import PATIENCE
@@ -42,7 +43,7 @@ def child_env(extra: Mapping[str, str] = {}, paths: Sequence[str] = ()) -> dict[
     return {**os.environ, **extra, "PYTHONPATH": os.pathsep.join(dict.fromkeys(filter(None, parts)))}
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(ReportsFinding, RuntimeError):
     """The child could not be started or initialised, or died or stalled answering; the message says why."""
 
     outcome = "crashed"  # or "hung": the child stopped answering without dying
@@ -126,7 +127,11 @@ class Executor:
         if line is None:
             self._eof = True
             return None
-        return decode_answer(line)
+        answer = decode_answer(line)
+        if isinstance(answer, Broken):  # the child exits after it; what broke was ours, not the module
+            self._kill()
+            raise HarnessFault(f"the harness broke in the module process: {answer.detail}")
+        return answer
 
     def _death(self) -> str:
         """Why the child stopped answering: a signal name or exit code if it died, else 'unresponsive'."""

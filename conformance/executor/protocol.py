@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from .answers import (
-    AppAnswer, CallsJudged, Capabilities, CheckAnswer, Failed, Floor, LoginChecked, LoginRoundsAnswer, Measured, Ready,
+    AppAnswer, Broken, CallsJudged, Capabilities, CheckAnswer, Failed, Floor, LoginChecked, LoginRoundsAnswer, Measured, Ready,
     ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutChecked, Swept,
 )
 from .messages import (
@@ -21,7 +21,7 @@ from .messages import (
 from .wire import Wire
 
 __all__ = [
-    "ANSWERS", "COMMANDS", "AppAnswer", "AppStep", "CallStress", "CallsJudged", "Capabilities", "CheckAnswer", "ChildInit", "Failed",
+    "ANSWERS", "COMMANDS", "AppAnswer", "AppStep", "Broken", "CallStress", "CallsJudged", "Capabilities", "CheckAnswer", "ChildInit", "Failed",
     "Floor", "JudgeCalls", "Latency", "Limits", "LoginCheck", "LoginChecked", "LoginRounds", "LoginRoundsAnswer", "MeasureFloor",
     "MeasureLatency", "Measured", "ProbeCapabilities", "ProviderStress", "Quit", "Ready", "RunCheck", "RunSchedule",
     "ScheduleDone", "ScheduleHung", "Snapshotted", "Stalled", "StepEvent", "StressAnswer", "SutCheck", "SutChecked", "Sweep",
@@ -32,7 +32,7 @@ COMMANDS: dict[str, type[Wire]] = {c.NAME: c for c in (
     ChildInit, RunCheck, RunSchedule, ProviderStress, CallStress, LoginRounds, AppStep, TakeSnapshot, Sweep,
     SutCheck, ProbeCapabilities, LoginCheck, MeasureLatency, MeasureFloor, JudgeCalls, Quit)}
 ANSWERS: dict[str, type[Wire]] = {a.NAME: a for a in (
-    Ready, Failed, CheckAnswer, StepEvent, ScheduleDone, ScheduleHung, StressAnswer, Snapshotted, Swept, SutChecked,
+    Ready, Broken, Failed, CheckAnswer, StepEvent, ScheduleDone, ScheduleHung, StressAnswer, Snapshotted, Swept, SutChecked,
     Capabilities, LoginChecked, LoginRoundsAnswer, AppAnswer, Measured, Floor, Stalled, CallsJudged)}
 
 

@@ -12,6 +12,8 @@ import tempfile
 import time
 from typing import Any, Callable, NoReturn
 
+from ..binding import session_handle
+from ..outcomes import HarnessFault
 from ..engine.families import FAMILIES
 from ..engine.schedule import Step, StepResult
 from ..live.calls import InCall
@@ -48,6 +50,8 @@ def run_schedule(host: ModuleHost, command: RunSchedule, emit: Emit) -> None:
         if kind != "step":
             return
         status, error, value, duration, ended = payload
+        if status == "broken":
+            raise HarnessFault(f"step {index} ({schedule.steps[index].program_line()}): {error}")
         thread = f"actor{schedule.steps[index].actor}"
         ignored = tuple(e for t, e in host.ignored if t == thread)
         host.ignored[:] = [(t, e) for t, e in host.ignored if t != thread]
@@ -138,8 +142,8 @@ def _final(host: ModuleHost, world: World) -> dict[str, Any]:
     """Ground truth at the end of the example: which session refs are open, and sessions nobody accounts for."""
     truth = host.ground_truth
     alive = sorted(ref for ref in world.sessions if world.is_open(ref))
-    known = {s.handle for s in world.sessions.values()} | ({host.fixture.handle} if host.fixture else set())
-    known |= {s.handle for held in world.provider_holds.values() for s in held if s is not None}
+    known = {session_handle(s) for s in world.sessions.values()} | ({session_handle(host.fixture)} if host.fixture else set())
+    known |= {session_handle(s) for held in world.provider_holds.values() for s in held if s is not None}
     known |= set(world.opened_handles)
     leaked: int | None = None
     lo, hi = (min(known), max(known)) if known else (0, 0)
@@ -148,8 +152,8 @@ def _final(host: ModuleHost, world: World) -> dict[str, Any]:
         leaked = sum(1 for h in probe if h not in known and truth.session_info(h) is not None)
         leaked += world.unaccounted_open()
     final: dict[str, Any] = {"alive_refs": alive, "leaked": leaked}
-    if host.fixture is not None and (truth.session_info(host.fixture.handle) is None
-                                     or host.fixture.handle in world.opened_handles):
+    if host.fixture is not None and (truth.session_info(session_handle(host.fixture)) is None
+                                     or session_handle(host.fixture) in world.opened_handles):
         final["fixture_closed"] = True  # a step closed a session it did not open (its handle may be reused)
         host.fixture = None  # prepare() opens a new one; the reset closes whatever has the old handle now
     if world.provider is not None:
@@ -185,12 +189,12 @@ def _reset(host: ModuleHost, timeout: float) -> bool:
     host.world_ref[0] = host.new_world()
     # Close every session the example opened (leaked ones too: live handles around the ones we know), but
     # not the fixture: cheaper than C_CloseAllSessions followed by a new fixture and a new C_Login.
-    fixture = host.fixture.handle if host.fixture is not None else None
+    fixture = session_handle(host.fixture) if host.fixture is not None else None
     slot = host.token.slot.slot_id
     if fixture is None:
         host.ground_truth.close_all_sessions(slot)  # nothing to keep: complete and cheap
         return True
-    known = set(world.opened_handles) | {s.handle for s in world.sessions.values()}
+    known = set(world.opened_handles) | {session_handle(s) for s in world.sessions.values()}
     if known:
         lo, hi = min(known | {fixture}), max(known)
         probe = range(lo, hi + 9) if hi - lo <= 4096 else sorted(known)

@@ -19,6 +19,7 @@ from pkcs11.constants import Attribute
 
 from ..engine.families import FAMILIES
 from ..labels import label
+from ..outcomes import HarnessFault, describe, ours
 from .actions import World, use
 from .host import ModuleHost
 from .protocol import CallStress, ProviderStress, StressAnswer
@@ -43,9 +44,13 @@ def run_stress(host: ModuleHost, command: ProviderStress) -> StressAnswer:
     violations: list[str] = []
     barrier = threading.Barrier(threads_n)
 
-    def violation(text: str) -> None:
+    broken: list[BaseException] = []
+
+    def violation(text: str, exc: BaseException | None = None) -> None:
         with book:
-            if len(violations) < MAX_VIOLATIONS:
+            if exc is not None and ours(exc):
+                broken.append(exc)  # our own code raised: no provider finding (raised after the run)
+            elif len(violations) < MAX_VIOLATIONS:
                 violations.append(text)
 
     def worker(number: int) -> None:
@@ -57,7 +62,7 @@ def run_stress(host: ModuleHost, command: ProviderStress) -> StressAnswer:
             try:
                 session = provider.acquire()
             except Exception as exc:  # recorded by class name only
-                violation(f"thread {number}, round {k}: acquire raised {type(exc).__name__}")
+                violation(f"thread {number}, round {k}: acquire raised {type(exc).__name__}", exc)
                 continue
             with book:
                 # No ground-truth C_GetSessionInfo here: it would be one more unserialised concurrent call. A session
@@ -72,19 +77,21 @@ def run_stress(host: ModuleHost, command: ProviderStress) -> StressAnswer:
                 world.provider_holds[number] = [session]
                 use(world, number, uses[k % len(uses)])
             except Exception as exc:
-                violation(f"thread {number}, round {k}: use({uses[k % len(uses)]!r}) raised {type(exc).__name__}")
+                violation(f"thread {number}, round {k}: use({uses[k % len(uses)]!r}) raised {type(exc).__name__}", exc)
             finally:
                 with book:
                     state["holders"] -= 1
                 try:
                     provider.release()
                 except Exception as exc:
-                    violation(f"thread {number}, round {k}: release raised {type(exc).__name__}")
+                    violation(f"thread {number}, round {k}: release raised {type(exc).__name__}", exc)
 
     started = time.perf_counter()
     if not _free_run(worker, threads_n, "stress", command.switch_interval, timeout):
         return _stuck(host, tuple(violations), "stress")
     elapsed = time.perf_counter() - started
+    if broken:
+        raise HarnessFault(f"stress: {describe(broken[0])}")
     still_open = sum(1 for h in set(world.provider_handles) if host.ground_truth.session_info(h) is not None)
     if still_open:
         violations.append(f"{still_open} provider session(s) still open after every thread released")
@@ -113,6 +120,7 @@ def run_calls(host: ModuleHost, command: CallStress) -> StressAnswer:
     keys = [s.generate_key(_AES, 128, store=False, label=label("race")) if needs_key else None
             for s in sessions]
     errors: list[str] = []
+    broken: list[BaseException] = []
     barrier = threading.Barrier(threads_n)
 
     def worker(n: int) -> None:
@@ -121,10 +129,15 @@ def run_calls(host: ModuleHost, command: CallStress) -> StressAnswer:
             for k in range(iterations):
                 calls[k % len(calls)](sessions[n], keys[n])
         except Exception as exc:
-            errors.append(f"thread {n}: {type(exc).__name__}")
+            if ours(exc):
+                broken.append(exc)
+            else:
+                errors.append(f"thread {n}: {type(exc).__name__}")
 
     if not _free_run(worker, threads_n, "calls", command.switch_interval, timeout):
         return _stuck(host, tuple(errors), "calls")
+    if broken:
+        raise HarnessFault(f"call stress: {describe(broken[0])}")
     host.close_everything()
     return StressAnswer("failed" if errors else "passed", tuple(errors[:MAX_VIOLATIONS]))
 

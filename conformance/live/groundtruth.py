@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..engine.cryptoki import FUNCTION_NAMES
+from ..outcomes import ReportsFinding
 
 CK_ULONG = ctypes.c_ulong
 CK_RV = CK_ULONG
@@ -95,7 +96,7 @@ class _FunctionList(ctypes.Structure):
     _fields_ = [("version", _Version)] + [(name, ctypes.c_void_p) for name in _ORDER]
 
 
-class GroundTruthError(RuntimeError):
+class GroundTruthError(ReportsFinding, RuntimeError):
     pass
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..outcomes import DIED, HARNESS, LIFTED, MODULE
+from ..outcomes import DIED, LIFTED, MODULE, HarnessFault
 from ..pins import redact
 from ..vendor.runtime import VendorRuntime
 from .meta import meta_of, redacted, update
@@ -44,9 +44,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         pytest.fail(f"{message}\n{integrity}\n\n{redact(answer.stacks, state.secrets)}".rstrip(), pytrace=False)
     meta = meta_of(pyfuncitem)
     assert meta is not None  # placed: a check
-    if answer.outcome == "error":  # the child could not import the check: ours, not the vendor's
-        update(pyfuncitem, layer=HARNESS)
-    elif meta.layer in LIFTED:
+    if answer.outcome == "error":  # ours, not the vendor's (hooks.py records it as error, layer harness)
+        raise HarnessFault(f"{message}\n{redact(answer.where, state.secrets)}".rstrip())
+    if meta.layer in LIFTED:
         # A binding or provider check failed: did the module itself break a rule on the way?
         judged = runtime.executor.judge_calls()
         if judged.deviation is not None and not meta.declared_failure:  # a declared finding keeps its declared layer

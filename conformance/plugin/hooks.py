@@ -16,7 +16,7 @@ from ..engine import hypothesis_profiles
 from ..executor.timing import Explicit
 from ..labels import ensure_run_tag
 from ..live.integrity import Snapshot
-from ..outcomes import CHECK_LAYERS
+from ..outcomes import CHECK_LAYERS, HARNESS, ours
 from ..results.document import ResultsWriter, RunInfo
 from ..sut import SutError, load_factory
 from ..vendor.preflight import PreflightFailed
@@ -166,6 +166,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     if meta_of(item) is None:
         return report
+    if call.excinfo is not None and ours(call.excinfo.value):
+        update(item, layer=HARNESS)  # our own code raised: the result is an error, never the vendor's finding
+        if hasattr(report, "wasxfail"):  # and a declared deviation must not hide it as the declared failure
+            del report.wasxfail
+            report.outcome = "failed"
     if call.when == "call" and (report.failed or hasattr(report, "wasxfail")):
         trace = calltrace.write_slice(item)
         if trace is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ..outcomes import DIED, HARNESS
+from ..outcomes import DIED, FINDINGS, HARNESS
 from ..results.records import Record
 from .meta import CheckMeta, carried_by
 
@@ -48,6 +48,8 @@ class RecordBuilder:
         assert outcome is not None
         if outcome == "failed" and meta.died in DIED:
             outcome = meta.died  # the module's process died or stuck: say so, not just "failed"
+        if meta.layer == HARNESS and outcome in FINDINGS:
+            outcome = "error"  # our own code raised (hooks.py): whatever the phase, it is an error of ours
         layer = HARNESS if outcome == "error" else meta.layer
         if meta.integrity and meta.integrity not in (reason or ""):
             # Also when a declared xfail hides the failure.
