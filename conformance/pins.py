@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 REDACTED = "***"
 
@@ -61,3 +62,18 @@ def redact(text: str, secrets: list[str]) -> str:
     for form in sorted(forms, key=len, reverse=True):
         text = text.replace(form, REDACTED)
     return text
+
+
+def redact_data(value: Any, secrets: list[str]) -> Any:
+    """JSON-like data with every secret removed from its strings (keys too); a number that *is* a secret (a PIN of
+    digits) becomes the redaction mark. Redacting the data, not its JSON text: a PIN of digits inside a measured
+    duration (0.0123456 with PIN 1234) would otherwise break the JSON, and is no PIN."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {redact(str(k), secrets): redact_data(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_data(v, secrets) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in secrets:
+        return REDACTED
+    return value

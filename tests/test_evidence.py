@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 from conformance.executor.waiting import Waiter
 from conformance.live.calls import InCall, rv_name

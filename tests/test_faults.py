@@ -8,7 +8,6 @@ results written so far survive."
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal

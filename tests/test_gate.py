@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from conformance.gate.compare import GATE_SCHEMA, GateInputError, GateReport, compare, match_vendors
+from conformance.gate.compare import GATE_SCHEMA, Change, GateInputError, GateReport, compare, match_vendors
 from conformance.gate.format import line, render, render_markdown, render_text
 from conformance.results.document import Results, RunInfo
-from conformance.results.records import Coverage
+from conformance.results.records import Behaviour, Coverage, Record
 
 from gate_records import ANCHOR, BINDING_DECLARATION, CHECK, RUN, doc, pair, rec
 
@@ -286,3 +286,61 @@ def test_json_format_lists_every_pair():
     assert (first["class"], first["check"], first["vendor"], first["regression"]) == ("regressed", CHECK, "softhsm", True)
     assert first["baseline"]["observed"] == "ok" and first["candidate"]["outcome"] == "failed"
     assert data["baseline"]["file"] == "base.json"
+
+
+# ------------------------------------------------------------------------------------------- behaviour (issue 12)
+
+FAILED_THE_SAME = Behaviour("failed", "AssertionError: the refused login left session handle(s) [#] open")
+
+
+def _runs(binding_b: str, binding_c: str, b: Record, c: Record) -> Change:
+    anchor = rec(check=ANCHOR)
+    base = doc(anchor, b)
+    cand = doc(anchor, c)
+    base = replace(base, run=replace(base.run, python_pkcs11_version=binding_b))
+    cand = replace(cand, run=replace(cand.run, python_pkcs11_version=binding_c))
+    return next(ch for ch in compare(base, cand).changes if ch.check == CHECK)
+
+
+def test_every_change_says_whether_the_behaviour_changed():
+    """**Contract** (gate JSON): each entry of `changes` carries `behaviour: "same" | "changed"` beside its class
+    and `regression`."""
+    anchor = rec(check=ANCHOR)
+    report = compare(doc(anchor, replace(rec("passed"), behaviour=Behaviour("passed"))),
+                     doc(anchor, replace(rec("failed", reason="x"), behaviour=Behaviour("failed", "x"))))
+    entries = json.loads(render(report, "json"))["changes"]
+    assert {e["check"]: e["behaviour"] for e in entries} == {ANCHOR: "same", CHECK: "changed"}
+    assert all({"class", "regression", "behaviour"} <= set(e) for e in entries)
+
+
+@pytest.mark.parametrize("declared_in", ["baseline", "candidate"])
+def test_same_behaviour_declared_on_one_side_is_unchanged(declared_in):
+    """"The same behaviour with different declaration coverage is reported as exactly that ("unchanged; declared
+    only for 0.10.1 — widen the declaration"), never as fixed or regressed": a failure declared (xfailed) under one
+    binding and failing the same way undeclared under the other is unchanged, no regression, in both directions."""
+    declared = replace(rec("xfailed", deviations=(BINDING_DECLARATION,)), behaviour=FAILED_THE_SAME)
+    undeclared = replace(rec("failed", reason="AssertionError: ... [40] open"), behaviour=FAILED_THE_SAME)
+    b, c = (declared, undeclared) if declared_in == "baseline" else (undeclared, declared)
+    vb, vc = ("0.10.1", "0.9.3") if declared_in == "baseline" else ("0.9.3", "0.10.1")
+    change = _runs(vb, vc, b, c)
+    assert (change.kind, change.regression, change.behaviour) == ("unchanged", False, "same")
+    assert change.note.startswith("unchanged; declared only for python-pkcs11 0.10.1 — widen the declaration")
+    assert "UNCHANGED" in line(change)
+
+
+def test_a_different_failure_is_a_behaviour_change():
+    """Two failures of different kinds are still_failing with behaviour changed (and say so); the same failure is
+    still_failing with the same behaviour."""
+    other = Behaviour("failed", "RuntimeError: cannot release un-acquired lock")
+    changed = pair(replace(rec("failed"), behaviour=FAILED_THE_SAME), replace(rec("failed"), behaviour=other))
+    assert (changed.kind, changed.behaviour) == ("still_failing", "changed")
+    assert "(behaviour changed)" in line(changed)
+    same = pair(replace(rec("failed"), behaviour=FAILED_THE_SAME), replace(rec("failed"), behaviour=FAILED_THE_SAME))
+    assert (same.kind, same.behaviour) == ("still_failing", "same")
+
+
+def test_files_without_signatures_compare_by_outcome():
+    """Results written before signatures were recorded: the outcome (declarations included) and the reason's first
+    line stand in, so an xfailed → failed pair stays a regression there."""
+    change = pair(rec("xfailed"), rec("failed"))
+    assert (change.kind, change.behaviour) == ("regressed", "changed")

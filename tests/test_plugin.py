@@ -22,10 +22,12 @@ RUN_KEYS = {"id", "started", "finished", "harness_version", "python_pkcs11_versi
 RUN_EXTENSIONS = {"exit_status"}  # pytest's exit status: tells an interrupted run from one that crashed
 VENDOR_KEYS = {"module", "library", "token", "mechanisms"}
 # Extensions of the contract: missing capabilities (checks that need them skip) and the wrapper stack.
-VENDOR_EXTENSIONS = {"capabilities_missing", "evidence", "stack", "timing"}
+VENDOR_EXTENSIONS = {"capabilities_missing", "characterised", "evidence", "stack", "timing"}
 # How a run that got to judge the vendor ends: every check passed, or some check failed (a finding, not a harness fault).
 RAN = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
 RESULT_KEYS = {"check", "vendor", "layer", "outcome", "observed", "reason", "spec", "duration_s", "reproducer", "trace"}
+# Extensions: the declarations that applied, the behaviour signature (what happened, whatever was declared).
+RESULT_EXTENSIONS = {"deviations", "behaviour"}
 
 
 @dataclass(frozen=True)
@@ -108,8 +110,8 @@ def test_results_json_follows_the_contract(inner_run):
     assert isinstance(softhsm["mechanisms"], int) and softhsm["mechanisms"] > 0
     assert len(doc["results"]) >= 10
     for record in doc["results"]:
-        assert RESULT_KEYS <= set(record), record  # the contract's keys; extensions (deviations) may follow
-        assert set(record) - RESULT_KEYS <= {"deviations"}, record
+        assert RESULT_KEYS <= set(record), record  # the contract's keys; extensions may follow
+        assert set(record) - RESULT_KEYS <= RESULT_EXTENSIONS, record
         assert record["vendor"] == "softhsm"
 
 

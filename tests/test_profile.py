@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conformance.vendor.declarations import binding_deviations
-from conformance.pins import REDACTED, PinUnavailable, Secret, redact
+from conformance.pins import REDACTED, PinUnavailable, Secret, redact, redact_data
 from conformance.outcomes import OUTCOMES
 from conformance.vendor.profile import PIN_ENV, VERSION_KEYS, Deviation, ProfileError, VendorProfile, load_profile
 from conformance.vendor.registry import resolve
@@ -251,6 +251,15 @@ def test_unset_pin_variable_is_pin_unavailable(value, monkeypatch):
         Secret("env:FAKE_UNSET_PIN_VAR", override_env="PKCS11_TOKEN_PIN").reveal()
     assert "export FAKE_UNSET_PIN_VAR=" in str(excinfo.value)
     assert "PKCS11_TOKEN_PIN" in str(excinfo.value)
+
+
+def test_redact_data_keeps_the_structure():
+    """Data (facts, observed values) is redacted in its strings, keys included, never in its JSON text: a digit PIN
+    inside a measured duration is no PIN and must not break the JSON (it did: "0.0***56"); a number that is the PIN
+    is redacted."""
+    data = {"latency_s": 0.0123456, "why 1234": ["pin 1234", 1234, True], "n": 12345}
+    assert redact_data(data, ["1234"]) == {"latency_s": 0.0123456, f"why {REDACTED}": [f"pin {REDACTED}", REDACTED, True],
+                                           "n": 12345}
 
 
 def test_redact_replaces_longest_first():

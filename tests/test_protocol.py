@@ -11,8 +11,9 @@ import pytest
 
 from conformance.engine.schedule import Schedule, Step, StepResult
 from conformance.executor import answers, messages
+from conformance.engine.params import Characterisation, Finding
 from conformance.executor.protocol import (
-    Broken,
+    Broken, Characterise, Characterised,
     ANSWERS, COMMANDS, AppAnswer, AppStep, CallsJudged, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits,
     JudgeCalls, Latency, LoginCheck, LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit,
     Ready, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck,
@@ -39,6 +40,7 @@ COMMAND_EXAMPLES: list[Wire] = [
     Sweep(),
     SutCheck(),
     ProbeCapabilities(),
+    Characterise(),
     LoginCheck(),
     MeasureFloor(100),
     JudgeCalls(),
@@ -49,6 +51,8 @@ ANSWER_EXAMPLES: list[Wire] = [
     Ready(4242, {"library": {"version": "2.6"}, "mechanisms": 3}),
     Failed("TokenNotFound", "no token matches label 't'"),
     Broken("KeyError: 'x' (at conformance/executor/actions.py:1: w.sessions[ref])"),
+    Characterised(Characterisation({"concurrent_searches": Finding(False, "a second search was refused"),
+                                    "failed_login_leaks_session": Finding(None, "not reached: a second login is accepted")})),
     CheckAnswer("failed", "AssertionError: x", "test_login.py:3: assert x", {"seen": [1, None]}, True, ""),
     CheckAnswer("passed", observed=None, has_observed=True),
     StepEvent(StepResult(3, "raised", "OperationActive", None, 12.5, None, ("RuntimeError",))),

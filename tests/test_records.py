@@ -14,7 +14,7 @@ from conformance import RESULTS_SCHEMA
 from conformance.results import document as results
 from conformance.outcomes import LAYERS, OUTCOMES
 from conformance.engine.schedule import Schedule, Step
-from conformance.results.records import Coverage, Record, Reproducer
+from conformance.results.records import BEHAVIOUR_CLASSES, Behaviour, Coverage, Record, Reproducer
 from conformance.results.document import Results, ResultsWriter, RunInfo, load_results, write_atomic
 
 texts = st.text(max_size=30)
@@ -39,6 +39,7 @@ records = st.builds(
     trace=st.none() | texts,
     coverage=st.none() | st.builds(Coverage, run=st.integers(0, 500), planned=st.integers(0, 500),
                                    complete=st.booleans()),
+    behaviour=st.none() | st.builds(Behaviour, kind=st.sampled_from(BEHAVIOUR_CLASSES), detail=texts),
 )
 run_infos = st.builds(
     RunInfo,
@@ -200,3 +201,13 @@ def test_load_results_reads_what_the_writer_wrote(tmp_path):
     doc = writer.flush(exit_status=0)
     assert load_results(path) == doc
     assert isinstance(json.loads(Path(path).read_text()), dict)
+
+
+def test_behaviour_detail_keeps_the_kind_not_the_numbers():
+    """A failure's kind is its first line with the numbers that vary from run to run (handles, counts, step
+    indexes, durations) made #: the same failure on two runs has the same signature."""
+    one = Behaviour.of_failure("failed", "AssertionError: the refused login left session handle(s) [18] open\nmore")
+    two = Behaviour.of_failure("failed", "AssertionError: the refused login left session handle(s) [40] open")
+    assert one == two
+    assert one.detail == "AssertionError: the refused login left session handle(s) [#] open"
+    assert Behaviour.of_failure("failed", "x: got 0x1a") == Behaviour("failed", "x: got #")

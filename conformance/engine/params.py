@@ -1,14 +1,15 @@
-"""The model's parameters: implementation-defined points and declared deviations, as data.
+"""The model's parameters: implementation-defined points and what the run measured, as data.
 
 Defaults come from the PKCS#11 spec (where it allows more than one behaviour, every allowed outcome is accepted
-and the observed one is recorded) and from python-pkcs11's documented contract. A declared deviation replaces a
-default with what was measured and understood — from conformance/vendor/binding.toml (keyed by python-pkcs11
-version) or a vendor profile — so exploration goes on past a known finding instead of re-finding it.
+and the observed one is recorded) and from python-pkcs11's documented contract. Where a setup departs from them in
+a way exploration must go on past (a known finding it would otherwise re-find in every schedule), the run measures
+it first (conformance/live/characterise.py) and the measurement replaces the default: a Characterisation. Never a
+declaration or a version number: two setups that behave the same explore and are judged the same.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Iterable, Mapping
 
 OK = "ok"
@@ -25,7 +26,7 @@ class ModelParams:
     random_during_operation: frozenset[str] = frozenset({OK, ACTIVE})
     # v3.0 §5.6.8 / §5.1.6: a second C_Login may be refused (CKR_USER_ALREADY_LOGGED_IN) or accepted.
     second_login: frozenset[str] = frozenset({OK, "raises:UserAlreadyLoggedIn"})
-    # --- binding: the documented contract by default; binding.toml declares what a version really does --------
+    # --- binding: the documented contract by default; measured at the start of the run (live/characterise.py) --
     # A search refused with OperationActive also ends the search already active on the session.
     refused_search_ends_active_search: bool = False
     # Token.open(user_pin=...) leaves the session open when its C_Login fails.
@@ -33,7 +34,7 @@ class ModelParams:
     # An iterator finished (consumed, failed or collected) on a thread that does not hold the session lock
     # leaves the lock held for good; consuming it raises RuntimeError ("cannot release un-acquired lock").
     nonowner_finish_keeps_lock: bool = False
-    # --- declared findings a scripted check pins down; exploration then leaves those steps out -----------------
+    # --- module findings a scripted check pins down (measured too); exploration then leaves those steps out ----
     # The module runs a second search on a session instead of refusing it (operation.search_then_search_same_thread).
     concurrent_searches: bool = False
     # A closed session's Session object — its calls, its iterators started or not, a call waiting on its lock —
@@ -59,3 +60,36 @@ class ModelParams:
 
     def declare(self, settings: Iterable[tuple[str, Any]]) -> ModelParams:
         return replace(self, **{k: (frozenset(v) if isinstance(v, (list, tuple, set)) else v) for k, v in settings})
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One measured parameter: its value (None: not reached, the default applies) and how it was decided."""
+
+    value: bool | None
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "evidence": self.evidence}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(data["value"], str(data["evidence"]))
+
+
+@dataclass(frozen=True)
+class Characterisation:
+    """Every probe's findings, by model parameter name."""
+
+    findings: Mapping[str, Finding] = field(default_factory=dict)
+
+    def settings(self) -> list[tuple[str, bool]]:
+        """The (parameter, value) pairs to apply to the model's defaults: only what was measured."""
+        return [(name, f.value) for name, f in sorted(self.findings.items()) if f.value is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: f.to_dict() for name, f in sorted(self.findings.items())}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Characterisation:
+        return cls({name: Finding.from_dict(f) for name, f in data.items()})

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping
 
+from ..engine.params import Characterisation
 from ..engine.schedule import StepResult
 from .messages import Latency
 from .wire import Wire
@@ -202,6 +203,14 @@ class Measured(Wire):
     _nested: ClassVar[Mapping[str, Any]] = {"latency": Latency}
 
     latency: Latency
+
+
+@dataclass(frozen=True)
+class Characterised(Wire):
+    NAME: ClassVar[str] = "characterise"
+    _nested: ClassVar[Mapping[str, Any]] = {"characterisation": Characterisation}
+
+    characterisation: Characterisation
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,17 @@ from typing import Callable
 
 from ..live import integrity
 from ..live.groundtruth import GroundTruth, GroundTruthError
+from ..live.characterise import characterise
 from ..live.tokens import describe
 from ..outcomes import describe as describe_fault, ours
-from ..pins import redact
+from ..pins import redact, redact_data
 from .actors import queue_floor
 from .applications import app_step, login_rounds
 from .checkrun import login_check, run_check
 from .host import ModuleHost
 from .latency import measure
 from .protocol import (
-    AppStep, Broken, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, JudgeCalls, Floor, LoginCheck, LoginRounds, MeasureFloor,
+    AppStep, Broken, CallStress, Capabilities, Characterise, Characterised, CheckAnswer, ChildInit, Failed, JudgeCalls, Floor, LoginCheck, LoginRounds, MeasureFloor,
     MeasureLatency, Measured, ProbeCapabilities, ProviderStress, Quit, Ready, RunCheck, RunSchedule, Snapshotted, Stalled, StressAnswer, SutCheck, SutChecked, Sweep,
     Swept, TakeSnapshot, Wire, decode_command, encode_answer,
 )
@@ -119,6 +120,7 @@ HANDLERS: dict[type[Wire], Callable[[ModuleHost, Wire], None]] = {
     Sweep: _answering(_sweep),  # type: ignore[arg-type]
     SutCheck: _answering(lambda host, c: SutChecked(host.sut_check())),
     ProbeCapabilities: _answering(lambda host, c: Capabilities(host.live.missing_capabilities())),
+    Characterise: _answering(lambda host, c: Characterised(characterise(host.live))),
     LoginCheck: _answering(lambda host, c: login_check(host.live)),
     MeasureFloor: _answering(lambda host, c: Floor(queue_floor(c.n))),  # type: ignore[attr-defined]
     MeasureLatency: _answering(lambda host, c: Measured(measure(host, c))),  # type: ignore[arg-type]
@@ -140,7 +142,7 @@ def _start(init: ChildInit) -> ModuleHost | None:
     except Exception as exc:  # reported as data; the parent turns it into a clear error
         _emit(Failed(type(exc).__name__, redact(str(exc)[:500], [init.pin])))
         return None
-    _emit(Ready(os.getpid(), json.loads(redact(json.dumps(facts), [init.pin]))))
+    _emit(Ready(os.getpid(), redact_data(json.loads(json.dumps(facts)), [init.pin])))
     return host
 
 

@@ -183,6 +183,13 @@ class LoginCheck(Wire):
 
 
 @dataclass(frozen=True)
+class Characterise(Wire):
+    """Measure the model parameters that differ between setups (live/characterise.py), once per run."""
+
+    NAME: ClassVar[str] = "characterise"
+
+
+@dataclass(frozen=True)
 class MeasureLatency(Wire):
     """Time a few calls of each kind (opens, closes, logins, searches, random): the module's own latency."""
 

@@ -13,15 +13,15 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
+from ..engine.params import Characterisation
 from ..engine.schedule import Schedule, StepResult, Trace
 from ..outcomes import HarnessFault, ReportsFinding
 from .protocol import (
-    AppAnswer, AppStep, CallStress, Capabilities, CheckAnswer, ChildInit, Failed, Floor, Limits, LoginCheck,
+    AppAnswer, AppStep, CallStress, Capabilities, Characterise, Characterised, CheckAnswer, ChildInit, Failed, Floor, Limits, LoginCheck,
     LoginChecked, LoginRounds, LoginRoundsAnswer, MeasureFloor, ProbeCapabilities, ProviderStress, Quit, Ready,
     Broken, CallsJudged, JudgeCalls, RunCheck, RunSchedule, ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutCheck, SutChecked,
     Sweep, Swept, TakeSnapshot, Wire, decode_answer, encode_command,
@@ -289,6 +289,12 @@ class Executor:
         if "capabilities_missing" not in self.facts:
             self.facts["capabilities_missing"] = dict(self.ask(ProbeCapabilities(), Capabilities).missing)
         return self.facts["capabilities_missing"]
+
+    def characterise(self) -> Characterisation:
+        """The model parameters measured on this setup (live/characterise.py), once; kept in facts."""
+        if "characterised" not in self.facts:
+            self.facts["characterised"] = self.ask(Characterise(), Characterised).characterisation.to_dict()
+        return Characterisation.from_dict(self.facts["characterised"])
 
     def snapshot(self, timeout: float | None = None) -> Mapping[str, Any]:
         return self.ask(TakeSnapshot(), Snapshotted, timeout).snapshot

@@ -11,17 +11,17 @@ from __future__ import annotations
 import json
 
 from .answers import (
-    AppAnswer, Broken, CallsJudged, Capabilities, CheckAnswer, Failed, Floor, LoginChecked, LoginRoundsAnswer, Measured, Ready,
+    AppAnswer, Broken, CallsJudged, Capabilities, Characterised, CheckAnswer, Failed, Floor, LoginChecked, LoginRoundsAnswer, Measured, Ready,
     ScheduleDone, ScheduleHung, Snapshotted, Stalled, StepEvent, StressAnswer, SutChecked, Swept,
 )
 from .messages import (
-    AppStep, CallStress, ChildInit, JudgeCalls, Latency, Limits, LoginCheck, LoginRounds, MeasureFloor, MeasureLatency,
+    AppStep, CallStress, Characterise, ChildInit, JudgeCalls, Latency, Limits, LoginCheck, LoginRounds, MeasureFloor, MeasureLatency,
     ProbeCapabilities, ProviderStress, Quit, RunCheck, RunSchedule, SutCheck, Sweep, TakeSnapshot,
 )
 from .wire import Wire
 
 __all__ = [
-    "ANSWERS", "COMMANDS", "AppAnswer", "AppStep", "Broken", "CallStress", "CallsJudged", "Capabilities", "CheckAnswer", "ChildInit", "Failed",
+    "ANSWERS", "COMMANDS", "AppAnswer", "AppStep", "Broken", "Characterise", "Characterised", "CallStress", "CallsJudged", "Capabilities", "CheckAnswer", "ChildInit", "Failed",
     "Floor", "JudgeCalls", "Latency", "Limits", "LoginCheck", "LoginChecked", "LoginRounds", "LoginRoundsAnswer", "MeasureFloor",
     "MeasureLatency", "Measured", "ProbeCapabilities", "ProviderStress", "Quit", "Ready", "RunCheck", "RunSchedule",
     "ScheduleDone", "ScheduleHung", "Snapshotted", "Stalled", "StepEvent", "StressAnswer", "SutCheck", "SutChecked", "Sweep",
@@ -30,10 +30,10 @@ __all__ = [
 
 COMMANDS: dict[str, type[Wire]] = {c.NAME: c for c in (
     ChildInit, RunCheck, RunSchedule, ProviderStress, CallStress, LoginRounds, AppStep, TakeSnapshot, Sweep,
-    SutCheck, ProbeCapabilities, LoginCheck, MeasureLatency, MeasureFloor, JudgeCalls, Quit)}
+    SutCheck, ProbeCapabilities, Characterise, LoginCheck, MeasureLatency, MeasureFloor, JudgeCalls, Quit)}
 ANSWERS: dict[str, type[Wire]] = {a.NAME: a for a in (
     Ready, Broken, Failed, CheckAnswer, StepEvent, ScheduleDone, ScheduleHung, StressAnswer, Snapshotted, Swept, SutChecked,
-    Capabilities, LoginChecked, LoginRoundsAnswer, AppAnswer, Measured, Floor, Stalled, CallsJudged)}
+    Capabilities, Characterised, LoginChecked, LoginRoundsAnswer, AppAnswer, Measured, Floor, Stalled, CallsJudged)}
 
 
 def encode_command(command: Wire) -> str:

@@ -20,6 +20,9 @@ The first matching row decides (B = baseline record, C = candidate record: same 
 | lost_coverage        | C skipped, B not skipped                                              | yes, unless C   |
 |                      |                                                                       | has a declared  |
 |                      |                                                                       | deviation       |
+| unchanged            | B and C differ in outcome only by what was declared: the same         | no (the note    |
+|                      | behaviour signature (e.g. B xfailed, C failed the same way, a         | says: widen the |
+|                      | declaration's version range covering only one side)                   | declaration)    |
 | regressed            | B good, C bad                                                         | yes             |
 | changed_but_declared | B passed, C xfailed (a new declared deviation)                        | no              |
 | fixed                | B xfailed, C passed (the deviation is gone and no longer declared,    | no              |
@@ -32,6 +35,11 @@ The first matching row decides (B = baseline record, C = candidate record: same 
 | fixed                | B bad, C passed                                                       | no              |
 | changed_but_declared | B bad, C xfailed (the failure is now declared)                        | no              |
 | still_failing        | B bad, C bad, even if the kind of failure changed                     | no              |
+
+Every entry also says whether the *behaviour* changed (**contract**: ``behaviour: "same" | "changed"``): each result
+carries a signature independent of declarations (results.records.Behaviour: what happened — an xfailed check is a
+failure, an xpassed one a pass — the kind of failure, and the observed value). A change of declarations alone is
+never fixed or regressed.
 
 Comparing different vendors ("what changes if we switch"): when each file has results of exactly one vendor and the
 names differ, or with explicit ``OLD=NEW`` aliases (``--as``), baseline records of vendor OLD are compared with the
@@ -47,7 +55,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..outcomes import BAD, GOOD
-from ..results.records import Record
+from ..results.records import Behaviour, Record
 from ..results.document import Results
 from ..results.reader import ResultsInputError, read_results
 
@@ -71,14 +79,23 @@ class Side:
     observed: Any = None
     reason: str = ""
     deviations: tuple[Mapping[str, Any], ...] = ()
+    behaviour: Behaviour | None = None  # None: a file written before behaviour signatures were recorded
 
     @classmethod
     def of(cls, record: Record) -> Side:
-        return cls(record.outcome, _canon(record.observed), record.reason, record.deviations)
+        return cls(record.outcome, _canon(record.observed), record.reason, record.deviations, record.behaviour)
+
+    def signature(self) -> tuple[Any, ...]:
+        """What the system under test did, independent of declarations: the behaviour and the observed value. An
+        older file has no behaviour: its outcome (declarations included) and reason's first line stand in."""
+        if self.behaviour is not None:
+            return (self.behaviour.kind, self.behaviour.detail, json.dumps(self.observed, sort_keys=True))
+        return ("outcome", self.outcome, first_line(self.reason), json.dumps(self.observed, sort_keys=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "observed": self.observed, "reason": self.reason,
-                "deviations": [dict(d) for d in self.deviations]}
+                "deviations": [dict(d) for d in self.deviations],
+                "behaviour": self.behaviour.to_dict() if self.behaviour else None}
 
 
 @dataclass(frozen=True)
@@ -97,9 +114,18 @@ class Change:
     # of examples (see `note`); the class is then about what was explored, and the gate says so.
     comparable: bool = True
 
+    @property
+    def behaviour(self) -> str:
+        """**Contract**: "same" when both runs show the same behaviour signature (Side.signature), whatever either
+        declared; "changed" otherwise (also when one side has no result)."""
+        same = self.baseline is not None and self.candidate is not None and \
+            self.baseline.signature() == self.candidate.signature()
+        return "same" if same else "changed"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "class": self.kind,
+            "behaviour": self.behaviour,
             "comparable": self.comparable,
             "check": self.check,
             "vendor": self.vendor,
@@ -226,13 +252,13 @@ def compare(baseline: Results, candidate: Results, aliases: Sequence[tuple[str, 
                               f"{count} check{'s' if count != 1 else ''} in the baseline, no result in the "
                               "candidate: run the candidate "
                               f"with --vendor={new}" + (f" (or compare it with --as {old}=NAME)" if new == old else "")))
+    runs = (Source.of(baseline_label, baseline), Source.of(candidate_label, candidate))
     for key in sorted(set(base) | set(cand)):
         b, c = base.get(key), cand.get(key)
-        changes.append(_explored_alike(classify(key[0], key[1], old_name.get(key[1], key[1]), b, c), b, c))
+        changes.append(_explored_alike(classify(key[0], key[1], old_name.get(key[1], key[1]), b, c, runs), b, c))
     order = {kind: i for i, kind in enumerate(CLASSES)}
     changes.sort(key=lambda ch: (not ch.regression, order[ch.kind], ch.vendor, ch.check))
-    return GateReport(Source.of(baseline_label, baseline), Source.of(candidate_label, candidate), mapping,
-                      tuple(changes), _warnings(baseline, candidate, changes))
+    return GateReport(runs[0], runs[1], mapping, tuple(changes), _warnings(baseline, candidate, changes))
 
 
 def _explored_alike(change: Change, b: Record | None, c: Record | None) -> Change:
@@ -277,7 +303,8 @@ def _observed_warning(baseline: Results, candidate: Results, changes: list[Chang
             "(dev or ci, the defaults)",)
 
 
-def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c: Record | None) -> Change:
+def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c: Record | None,
+             runs: tuple[Source, Source] | None = None) -> Change:
     """One check × vendor: the first matching row of the module docstring's table."""
     bs, cs = (Side.of(b) if b else None), (Side.of(c) if c else None)
 
@@ -301,6 +328,9 @@ def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c:
         declared = bool(cs.deviations)
         return change("lost_coverage", not declared,
                       first_line(cs.reason) + (" (declared)" if declared else ": a skip never counts as a pass"))
+    if bs.outcome != cs.outcome and bs.signature() == cs.signature():
+        # The same behaviour, only declared on one side (a declaration's version range left the other out).
+        return change("unchanged", False, _declared_on_one_side(bs, cs, runs))
     if bs.outcome in GOOD and cs.outcome in BAD:
         return change("regressed", True, first_line(cs.reason))
     if bs.outcome in GOOD and cs.outcome in GOOD:
@@ -320,6 +350,16 @@ def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c:
     if cs.outcome == "xfailed":
         return change("changed_but_declared", False, "the failure is now declared: " + _declared(cs))
     return change("still_failing", False, first_line(cs.reason))
+
+
+def _declared_on_one_side(bs: Side, cs: Side, runs: tuple[Source, Source] | None) -> str:
+    declared_in_baseline = bs.outcome in ("xfailed", "xpassed")
+    side, run = (bs, runs[0] if runs else None) if declared_in_baseline else (cs, runs[1] if runs else None)
+    other = (runs[1] if declared_in_baseline else runs[0]) if runs else None
+    where = "the baseline" if declared_in_baseline else "the candidate"
+    if run is not None and other is not None and run.python_pkcs11_version != other.python_pkcs11_version:
+        where = f"python-pkcs11 {run.python_pkcs11_version}"
+    return f"unchanged; declared only for {where} — widen the declaration ({_declared(side)})"
 
 
 def _covering(side: Side) -> Mapping[str, Any] | None:

@@ -56,6 +56,8 @@ def line(change: Change) -> str:
         label += " (declared)"
     if not change.comparable:
         label += " (not comparable)"
+    if change.kind == "still_failing" and change.behaviour == "changed":
+        label += " (behaviour changed)"
     if change.kind == "vendor_missing":
         return f"{label} [{show_vendor(change)}]: {change.note}"
     text = f"{label} {change.check} [{show_vendor(change)}]: {show_side(change.baseline)} -> {show_side(change.candidate)}"
@@ -68,7 +70,7 @@ def _listed(report: GateReport) -> tuple[list[Change], list[Change], list[Change
     quiet_new = [c for c in report.changes if c.kind == "new" and c.candidate and c.candidate.outcome in GOOD]
     quiet = {id(c) for c in quiet_new}
     others = [c for c in report.changes
-              if not c.regression and (c.kind != "unchanged" or not c.comparable) and id(c) not in quiet]
+              if not c.regression and (c.kind != "unchanged" or not c.comparable or c.note) and id(c) not in quiet]
     return regressions, others, quiet_new
 
 

@@ -10,6 +10,7 @@ import pytest
 from pkcs11 import ObjectClass
 from pkcs11.constants import Attribute
 
+from ..binding import session_handle
 from ..labels import label
 
 OK = "ok"
@@ -119,3 +120,26 @@ def make_data_objects(session: Any, count: int, *, private: bool = False, tag: s
     kind = "private" if private else "public or private"
     pytest.skip(f"token refuses {kind} session data objects ({first}), which this check searches for")
 
+
+class NotReached(Exception):
+    """The module took another allowed path first, so the behaviour an experiment is after cannot be seen."""
+
+
+def sessions_left_by_a_refused_login(vendor: Any) -> list[int]:
+    """Token.open(user_pin=...) opens a session, then logs in: refuse that login (the user is already logged in)
+    and return the handles of sessions it left open — located by ground truth (C_GetSessionInfo) on the handles
+    issued between two sessions opened around it (the binding never shows the handle of a session whose login
+    failed). NotReached if the module accepts a second login, or issues handles out of sequence."""
+    vendor.open_session(login=True)
+    before = vendor.open_session(login=False)
+    try:
+        vendor.open_session(login=True)
+    except pkcs11.exceptions.UserAlreadyLoggedIn:
+        pass
+    else:
+        raise NotReached("the module accepts a second login, so Token.open's failure path is not reached")
+    after = vendor.open_session(login=False)
+    lo, hi = session_handle(before), session_handle(after)
+    if not 0 < hi - lo <= 64:
+        raise NotReached(f"session handles are not issued in sequence ({lo}, then {hi}); cannot locate the session")
+    return [h for h in range(lo + 1, hi) if vendor.ground_truth.session_info(h) is not None]

@@ -28,9 +28,7 @@ from ..executor.protocol import CallStress, LoginRoundsAnswer, ProviderStress, S
 from ..live.capabilities import CALL_NEEDS, STEP_NEEDS, missing_of, one_shot_use, require, unsupported_steps
 from ..outcomes import BINDING, DIED, LIFTED, MODULE
 from ..results.records import Coverage, Reproducer
-from ..vendor.declarations import model_params
 from ..vendor.runtime import VendorRuntime
-from .fixtures import versions_of
 from .meta import META, update
 from .state import STATE
 
@@ -193,8 +191,10 @@ def _fail_with(item: pytest.Item, vendor: VendorRuntime, executor: Executor, fai
 
 
 def _params(vendor: VendorRuntime) -> ModelParams:
+    """Characterise first, then explore: the defaults, then what this setup was measured to do at the start of the
+    run (never a declaration), then the steps the token cannot run left out."""
     unsupported = unsupported_steps(missing_of(vendor))
-    return model_params(vendor.profile, versions_of(vendor)).declare([("unsupported_steps", unsupported)])
+    return ModelParams().declare(vendor.executor.characterise().settings()).declare([("unsupported_steps", unsupported)])
 
 
 @pytest.fixture

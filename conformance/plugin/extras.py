@@ -10,7 +10,7 @@ from typing import Any, Generator
 
 import pytest
 
-from ..pins import redact
+from ..pins import redact, redact_data
 from . import markers
 from .meta import CheckMeta, carried_by, meta_of
 from .progress import Progress
@@ -54,7 +54,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     full = meta.to_dict()
     detail = {k: full[k] for k in ("check", "vendor", "layer", "spec", "observed", "deviations", "note")}
     report.extras = [*getattr(report, "extras", []),
-                     extras.json(json.loads(redact(json.dumps(detail, default=str), secrets)), name="conformance")]
+                     extras.json(redact_data(json.loads(json.dumps(detail, default=str)), secrets), name="conformance")]
     program = _program(meta)
     if program:
         report.extras.append(extras.text(redact(program, secrets), name="minimal schedule"))

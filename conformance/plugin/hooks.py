@@ -24,6 +24,7 @@ from ..vendor.preflight import run as preflight
 from ..vendor.profile import ProfileError, VendorProfile
 from ..vendor.registry import resolve
 from . import calltrace, markers, options
+from .behaviour import behaviour_of
 from .collector import ResultsCollector
 from .inputs import load_baseline, load_replays, select_checks, vendor_dirs
 from .meta import META, CheckMeta, attach, meta_of, update
@@ -171,6 +172,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if hasattr(report, "wasxfail"):  # and a declared deviation must not hide it as the declared failure
             del report.wasxfail
             report.outcome = "failed"
+    meta = meta_of(item)
+    assert meta is not None
+    seen = behaviour_of(meta, report, call)
+    if seen is not None and (meta.behaviour is None or meta.behaviour.kind == "passed"):
+        update(item, behaviour=seen)  # the first phase that says something; a teardown error after a pass too
     if call.when == "call" and (report.failed or hasattr(report, "wasxfail")):
         trace = calltrace.write_slice(item)
         if trace is not None:

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 
 import pytest
 
-from ..pins import redact
-from ..results.records import Coverage, Reproducer
+from ..pins import redact_data
+from ..results.records import Behaviour, Coverage, Reproducer
 
 REPORT_ATTRIBUTE = "conformance"  # TestReport attribute (pytest: reports may carry arbitrary extra attributes)
 
@@ -33,6 +33,7 @@ class CheckMeta:
     trace: str | None = None  # the call-trace slice, relative to the results JSON
     deviations: tuple[Mapping[str, Any], ...] = ()  # the declared deviations that applied (origin + declaration)
     coverage: Coverage | None = None  # a drawn exploration: how many examples ran of how many planned
+    behaviour: Behaviour | None = None  # what happened, whatever was declared (hooks.py, from the phase reports)
 
     @property
     def declared_failure(self) -> bool:
@@ -47,6 +48,7 @@ class CheckMeta:
             "reproducer": self.reproducer.to_dict() if self.reproducer else None, "trace": self.trace,
             "deviations": [dict(d) for d in self.deviations],
             "coverage": self.coverage.to_dict() if self.coverage else None,
+            "behaviour": self.behaviour.to_dict() if self.behaviour else None,
         }
 
     @classmethod
@@ -58,6 +60,7 @@ class CheckMeta:
             integrity=data.get("integrity", ""), reproducer=Reproducer.from_dict(rep) if rep else None,
             trace=data.get("trace"), deviations=tuple(dict(d) for d in data.get("deviations", ())),
             coverage=Coverage.from_dict(data["coverage"]) if data.get("coverage") else None,
+            behaviour=Behaviour.from_dict(data["behaviour"]) if data.get("behaviour") else None,
         )
 
 
@@ -79,7 +82,7 @@ def update(item: pytest.Item, **changes: Any) -> CheckMeta:
 def redacted(value: Any, secrets: list[str]) -> Any:
     """`value` through JSON with every PIN removed: json.dumps refuses what the results file could not hold, at
     the check that made it; the PIN is redacted at the source (observed values also reach pytest-html)."""
-    return json.loads(redact(json.dumps(value), secrets))
+    return redact_data(json.loads(json.dumps(value)), secrets)
 
 
 def carried_by(report: pytest.TestReport) -> CheckMeta | None:

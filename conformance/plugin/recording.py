@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ..outcomes import DIED, FINDINGS, HARNESS
-from ..results.records import Record
+from ..results.records import Behaviour, Record
 from .meta import CheckMeta, carried_by
 
 
@@ -67,6 +67,7 @@ class RecordBuilder:
             trace=meta.trace,
             deviations=meta.deviations,
             coverage=meta.coverage,
+            behaviour=meta.behaviour,
             nodeid=report.nodeid,
         )
 
@@ -79,6 +80,7 @@ class RecordBuilder:
             check=meta.check, vendor=meta.vendor, layer=meta.layer, outcome="crashed",
             reason=text[-1] if text else "the worker process died", spec=meta.spec,
             duration_s=state.duration, nodeid=report.nodeid,
+            behaviour=Behaviour.of_failure("crashed", text[-1] if text else "the worker process died"),
         )
 
 

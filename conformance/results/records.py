@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -60,6 +61,34 @@ class Coverage:
                 f"{self.run} of {self.planned} examples (the rest did not fit the time budget)")
 
 
+# What the system under test did, as a class, whatever was declared about it (xfailed is a failure; xpassed a pass).
+BEHAVIOUR_CLASSES = ("passed", "failed", "crashed", "hung", "error", "skipped")
+_VARIABLE = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")  # handles, counts, durations, step numbers, thread ids
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """A result's behaviour signature, independent of declarations: the class of what happened and, for a failure,
+    its kind (the deviating step's expected/got, the exception class and message — numbers, which vary from run to
+    run as handles and counts do, made `#`). With the record's `observed` value, it is what the gate compares to
+    tell a behaviour change from a change in what was declared."""
+
+    kind: str  # one of BEHAVIOUR_CLASSES
+    detail: str = ""
+
+    @classmethod
+    def of_failure(cls, kind: str, message: str) -> Behaviour:
+        first = next((line.strip() for line in message.strip().splitlines() if line.strip()), "")
+        return cls(kind, _VARIABLE.sub("#", " ".join(first.split()))[:300])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class": self.kind, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Behaviour:
+        return cls(str(data["class"]), str(data.get("detail", "")))
+
+
 @dataclass(frozen=True)
 class Record:
     check: str
@@ -76,6 +105,7 @@ class Record:
     # issue, declared outcome / observed value), so the gate can tell a declared change from a regression.
     deviations: tuple[Mapping[str, Any], ...] = ()
     coverage: Coverage | None = None  # extension: how much of a drawn exploration ran (None: not an exploration)
+    behaviour: Behaviour | None = None  # extension: what happened, whatever was declared (None: older files)
     nodeid: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +122,7 @@ class Record:
             "trace": self.trace,
             "deviations": [dict(d) for d in self.deviations],
             **({"coverage": self.coverage.to_dict()} if self.coverage else {}),
+            **({"behaviour": self.behaviour.to_dict()} if self.behaviour else {}),
         }
 
     @classmethod
@@ -110,4 +141,5 @@ class Record:
             trace=data.get("trace"),
             deviations=tuple(dict(d) for d in data.get("deviations", ())),
             coverage=Coverage.from_dict(data["coverage"]) if data.get("coverage") else None,
+            behaviour=Behaviour.from_dict(data["behaviour"]) if data.get("behaviour") else None,
         )

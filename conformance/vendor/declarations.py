@@ -11,7 +11,6 @@ import pytest
 
 from ..outcomes import FINDINGS
 
-from ..engine.params import ModelParams
 from .profile import Deviation, ProfileError, VendorProfile
 
 BINDING_FILE = "binding.toml"
@@ -33,15 +32,6 @@ def applicable(check: str, profile: VendorProfile, versions: Mapping[str, str]) 
     found = [("binding", d) for d in binding_deviations() if d.check == check and d.applies(versions)]
     found += [(f"vendor {profile.name}", d) for d in profile.deviations if d.check == check and d.applies(versions)]
     return found
-
-
-def model_params(profile: VendorProfile, versions: Mapping[str, str]) -> ModelParams:
-    """The engine model's parameters: defaults, then every applicable declared deviation's `model` settings."""
-    params = ModelParams()
-    for deviation in (*binding_deviations(), *profile.deviations):
-        if deviation.model and deviation.applies(versions):
-            params = params.declare(deviation.model.items())
-    return params
 
 
 def mark_for(origin: str, deviation: Deviation) -> pytest.MarkDecorator | None:

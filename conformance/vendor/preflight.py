@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from ..executor.parent import child_env
 from ..executor.timing import Explicit
-from ..pins import redact
+from ..pins import redact, redact_data
 from .profile import VendorProfile
 
 TIMEOUT_S = 60.0
@@ -125,7 +125,7 @@ def _child(request: PreflightRequest) -> int:
                 **facts, "integrity": {moment: runtime.at_start.to_dict()}}
     finally:
         runtime.stop()
-    facts = json.loads(redact(json.dumps(facts), profile.pin_values()))
+    facts = redact_data(json.loads(json.dumps(facts)), profile.pin_values())
     print(json.dumps(PreflightAnswer(facts).to_dict()))
     return 0
 

@@ -33,9 +33,6 @@ class Deviation:
     observed: Any = None
     issue: str | None = None
     versions: Mapping[str, str] = field(default_factory=dict)
-    # Settings of the concurrency engine's model that this finding implies (conformance.engine.params), so
-    # scenario exploration goes on past a declared finding instead of re-finding it.
-    model: Mapping[str, Any] = field(default_factory=dict)
 
     def applies(self, versions: Mapping[str, str]) -> bool:
         """True when every version condition holds for the given component versions."""
@@ -55,8 +52,6 @@ class Deviation:
             out["issue"] = self.issue
         if self.versions:
             out["versions"] = dict(self.versions)
-        if self.model:
-            out["model"] = dict(self.model)
         return out
 
     @classmethod
@@ -68,17 +63,12 @@ class Deviation:
         if outcome is not None and outcome not in OUTCOMES:
             raise ProfileError(f"{where}.outcome: {outcome!r} is not an outcome; use one of {', '.join(OUTCOMES)}")
         observed = data.get("observed")
-        model = data.get("model", {})
-        if not isinstance(model, dict):
-            raise ProfileError(f"{where}.model: expected a table like {{ refused_search_ends_active_search = true }}")
-        from ..engine.params import ModelParams  # late: keeps profile loading light
-
-        try:
-            ModelParams.from_dict(model)
-        except (ValueError, TypeError) as exc:
-            raise ProfileError(f"{where}.model: {exc}") from None
-        if outcome is None and observed is None and not model:
-            raise ProfileError(f"{where}: declare what is expected instead: set outcome = \"failed\", observed = ... or model = {{...}}")
+        if "model" in data:
+            # Model parameters are measured on every run now (live/characterise.py), never declared.
+            raise ProfileError(f"{where}.model: the engine's parameters are measured at the start of each run "
+                               "(vendors.NAME.characterised in the results); remove `model` from the deviation")
+        if outcome is None and observed is None:
+            raise ProfileError(f"{where}: declare what is expected instead: set outcome = \"failed\" or observed = ...")
         issue = _str(data, "issue", where)
         if issue is not None and not issue.startswith(("http://", "https://")):
             raise ProfileError(f"{where}.issue: {issue!r} is not a URL; give the upstream issue's http(s) address")
@@ -92,7 +82,7 @@ class Deviation:
                 SpecifierSet(str(spec))
             except InvalidSpecifier:
                 raise ProfileError(f"{where}.versions.{key}: {spec!r} is not a version range; write e.g. \">=0.10,<0.11\"") from None
-        return cls(check, reason, outcome, observed, issue, {k: str(v) for k, v in versions.items()}, dict(model))
+        return cls(check, reason, outcome, observed, issue, {k: str(v) for k, v in versions.items()})
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 from ..executor.parent import Executor, ExecutorError
 from ..executor.protocol import ChildInit, MeasureLatency, Measured
 from ..executor.timing import Explicit, Timing, derive
+from ..live.characterise import MEASURED
 from ..live.integrity import Snapshot
 from ..pins import PinUnavailable, redact
 from .profile import VendorProfile
@@ -134,6 +135,7 @@ def start(profile: VendorProfile, workdir: Path, *, explicit: Explicit = Explici
             check_login(runtime)  # before the probe below logs in: a wrong PIN costs one try, not several
         try:
             executor.capabilities()
+            _characterise(executor)
             problem = executor.sut_problem() if sut else None
             runtime.timing = derive(executor.ask(MeasureLatency(), Measured).latency, explicit, executor.limits)
         except ExecutorError as exc:
@@ -161,6 +163,16 @@ def start(profile: VendorProfile, workdir: Path, *, explicit: Explicit = Explici
             executor.close()  # the module's process goes first, then its namespace and daemons
         stage.close()
         raise
+
+
+def _characterise(executor: Executor) -> None:
+    """Characterise first (live/characterise.py): the model's parameters for this run come from what this setup
+    does. A module process that dies during the probes leaves the defaults, saying so; the next ask starts it anew."""
+    try:
+        executor.characterise()
+    except ExecutorError as exc:
+        executor.facts["characterised"] = {name: {"value": None, "evidence": f"not measured: {exc}"}
+                                           for name in MEASURED}
 
 
 def check_login(runtime: VendorRuntime) -> None:

@@ -1,0 +1,117 @@
+"""Characterise first, then explore: the model parameters that differ between setups (conformance.engine.params),
+measured on this run's module and binding at the start, in the module's process.
+
+Each probe is the smallest experiment that shows one behaviour, by what the binding and the module do — never by a
+version number or a declaration. Two setups that behave the same get the same parameters, so they explore the same
+schedules and are judged the same (a declaration only turns a known failure into an expected one). A probe that
+cannot reach its behaviour (the module takes another allowed path first) leaves the parameter at its default and
+says why; a probe that breaks says so too, and the run goes on with the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pkcs11
+import pytest
+
+from ..binding import session_handle
+from ..engine.params import Characterisation, Finding
+from .probes import (OK, NotReached, ParkedThread, ThreadCall, harness_objects, make_data_objects, outcome_of,
+                     sessions_left_by_a_refused_login)
+
+OBJECTS = 3
+TAG = "characterise"
+HANDLE_TRIES = 5
+
+
+def _search(session: Any) -> Any:
+    it = session.get_objects(harness_objects(TAG))
+    next(it)  # C_FindObjectsInit runs at the first next() (0.9 and later; at creation before)
+    return it
+
+
+def _searches(vendor: Any) -> dict[str, Finding]:
+    """v3.0 §5.7.7: at most one search per session. Does the module refuse a second one (or run it), and when it
+    refuses, does the first search go on (CKR_OPERATION_ACTIVE means the new operation did not start, §5.1.6)?"""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS, tag=TAG)
+    first = _search(session)
+    second = outcome_of(lambda: list(session.get_objects(harness_objects(TAG))))
+    if second == OK:
+        return {"concurrent_searches": Finding(True, "a second search on a session with one open ran"),
+                "refused_search_ends_active_search": Finding(None, "not reached: the module runs a second search")}
+    if second != "OperationActive":
+        raise ProbeFailed(f"a second search gave {second}")
+    rest = outcome_of(lambda: list(first))
+    return {"concurrent_searches": Finding(False, "a second search was refused (OperationActive)"),
+            "refused_search_ends_active_search": Finding(
+                rest != OK, f"after a second search was refused, the first search's next items gave {rest}")}
+
+
+def _failed_login(vendor: Any) -> dict[str, Finding]:
+    """Token.open(user_pin=...) opens a session, then logs in: when the login is refused, is that session left
+    open? Ground truth on the handles issued around the call (the binding never shows that session's handle)."""
+    try:
+        leaked = sessions_left_by_a_refused_login(vendor)
+    except NotReached as exc:
+        return {"failed_login_leaks_session": Finding(None, f"not reached: {exc}")}
+    return {"failed_login_leaks_session": Finding(bool(leaked), f"a refused login left {len(leaked)} session(s) open")}
+
+
+def _nonowner_finish(vendor: Any) -> dict[str, Finding]:
+    """An iterator started on one thread and finished on another: does the session's lock come free? python-pkcs11
+    takes a threading.RLock in the starting thread; only its owner may release it."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS, tag=TAG)
+    with ParkedThread(lambda: _search(session), "characterise-starter") as starter:  # alive: its ident stays its own
+        it = starter.result(timeout=10)
+        try:
+            ThreadCall(lambda: len(list(it)), "characterise-consumer").result(timeout=10)
+        except RuntimeError as exc:
+            # The session is unusable from now on (its lock is held for good): vendor.reset() closes it in the
+            # module; its Python object is dropped with `it`.
+            return {"nonowner_finish_keeps_lock": Finding(
+                True, f"finishing an iterator on another thread than its starter's raised RuntimeError ({exc})")}
+    return {"nonowner_finish_keeps_lock": Finding(False, "an iterator finished on another thread released the lock")}
+
+
+def _handle_reuse(vendor: Any) -> dict[str, Finding]:
+    """v3.0 §5.6.1 lets a module hand a closed session's handle to the next session; python-pkcs11's Session
+    object keeps the old handle. Does this module reuse handles?"""
+    for _ in range(HANDLE_TRIES):
+        first = vendor.open_session(login=False)
+        handle = session_handle(first)
+        first.close()
+        second = vendor.open_session(login=False)
+        if session_handle(second) == handle:
+            return {"stale_session_handles": Finding(True, f"a closed session's handle ({handle}) named the next session")}
+        second.close()
+    return {"stale_session_handles": Finding(False, f"{HANDLE_TRIES} times, the next session got a new handle")}
+
+
+class ProbeFailed(RuntimeError):
+    """A probe got an answer it cannot read as either behaviour; the message says which."""
+
+
+PROBES: tuple[Callable[[Any], dict[str, Finding]], ...] = (_searches, _failed_login, _nonowner_finish, _handle_reuse)
+# What each probe measures, for its failure to be recorded against every parameter it would have set.
+MEASURES = {_searches: ("concurrent_searches", "refused_search_ends_active_search"),
+            _failed_login: ("failed_login_leaks_session",), _nonowner_finish: ("nonowner_finish_keeps_lock",),
+            _handle_reuse: ("stale_session_handles",)}
+MEASURED = tuple(name for names in MEASURES.values() for name in names)
+
+
+def characterise(vendor: Any) -> Characterisation:
+    """Run every probe, each on clean state (vendor.reset() before and after); never raises for a probe's sake."""
+    findings: dict[str, Finding] = {}
+    for probe in PROBES:
+        try:
+            vendor.reset()
+            findings.update(probe(vendor))
+        except (pkcs11.exceptions.PKCS11Error, ProbeFailed, TimeoutError, pytest.skip.Exception) as exc:
+            why = str(getattr(exc, "msg", "") or exc) or type(exc).__name__
+            findings.update({name: Finding(None, f"not measured: {why}") for name in MEASURES[probe]})
+        finally:
+            vendor.reset()
+    return Characterisation(findings)
