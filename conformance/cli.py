@@ -1,4 +1,5 @@
-"""The pkcs11-conformance console script: `vendors`, `gate` (the upgrade gate), `report` (the HTML matrix)."""
+"""The pkcs11-conformance console script: `vendors`, `gate` (the upgrade gate), `report` (the HTML matrix), `matrix`
+(the checks under several python-pkcs11 versions)."""
 
 from __future__ import annotations
 
@@ -84,6 +85,35 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _matrix(args: argparse.Namespace) -> int:
+    """The checks under each --binding, side by side; bad input (a version, a missing --vendor) is one line, exit 2."""
+    from .matrix.environments import BindingUnavailable, check_version, default_cache, environment
+    from .matrix.runs import describe, run_matrix
+
+    if not args.bindings or not (args.vendors or args.vendor_files):
+        print("pkcs11-conformance matrix: name the bindings and vendors, e.g. --binding 0.9.3 --binding 0.10.1 "
+              "--vendor=softhsm -o DIR", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        versions = [check_version(v) for v in args.bindings]
+        cache = Path(args.cache) if args.cache else default_cache()
+        envs = []
+        for version in versions:
+            print(f"python-pkcs11 {version}: environment", flush=True)
+            envs.append(environment(version, cache))
+    except BindingUnavailable as exc:
+        print(f"pkcs11-conformance matrix: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    pytest_args = [f"--vendor={v}" for v in args.vendors] + [f"--vendor-file={f}" for f in args.vendor_files]
+    pytest_args += list(args.pytest_args)
+    runs, matrix = run_matrix(envs, Path(args.out), pytest_args, say=lambda text: print(text, flush=True))
+    if matrix is None:
+        return EXIT_REGRESSIONS
+    print(describe(matrix))
+    print(f"{args.out}/report.html, {args.out}/matrix.md, {args.out}/matrix.json")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pkcs11-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +140,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.add_argument("files", nargs="*", metavar="RESULTS.json", help="results files (several vendors or versions)")
     report.add_argument("-o", dest="out", metavar="OUT.html", help="the HTML page to write")
     report.set_defaults(func=_report)
+    matrix = sub.add_parser("matrix", help="run the checks under several python-pkcs11 versions (each in its own "
+                            "environment) and merge them: versions as columns, the gate between neighbours")
+    matrix.add_argument("--binding", dest="bindings", action="append", default=[], metavar="VERSION",
+                        help="a python-pkcs11 version, 0.7.0 to 0.10.x (repeatable, in upgrade order)")
+    matrix.add_argument("--vendor", dest="vendors", action="append", default=[], metavar="NAME",
+                        help="a vendor profile, as pytest --vendor (repeatable)")
+    matrix.add_argument("--vendor-file", dest="vendor_files", action="append", default=[], metavar="PATH",
+                        help="a vendor profile file, as pytest --vendor-file (repeatable)")
+    matrix.add_argument("-o", dest="out", default="reports/matrix", metavar="DIR", help="where to write (default "
+                        "reports/matrix)")
+    matrix.add_argument("--cache", metavar="DIR", help="where the binding environments are kept (default "
+                        "~/.cache/pkcs11-conformance)")
+    matrix.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS",
+                        help="passed to each run's pytest (after --), e.g. -- -n 2 -m concurrency")
+    matrix.set_defaults(func=_matrix)
     args = parser.parse_args(argv)
     return args.func(args)
 
