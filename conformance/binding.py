@@ -37,16 +37,22 @@ def session_handle(session: Any) -> int:
                        "(Session.handle since 0.9.1, Session._handle in 0.7 and 0.8, Session._identity() in 0.9.0)")
 
 
+def batched_search() -> bool:
+    """get_objects(batch_size=) exists (0.9.0 and later)."""
+    import inspect
+
+    from pkcs11 import _pkcs11
+
+    try:
+        return "batch_size" in inspect.signature(_pkcs11.Session.get_objects).parameters
+    except (TypeError, ValueError, AttributeError):
+        return True  # no signature to read: ask, and let the binding answer
+
+
 def search_objects(session: Any, attrs: Any, batch: int) -> Any:
     """session.get_objects(attrs) fetching `batch` handles per C_FindObjects. `batch_size` exists since 0.9.0; before,
     every C_FindObjects asks for one object, which is batch 1 exactly; any other batch cannot be asked for."""
-    import inspect
-
-    try:
-        accepts = "batch_size" in inspect.signature(type(session).get_objects).parameters
-    except (TypeError, ValueError):
-        accepts = True  # no signature to read: ask, and let the binding answer
-    if accepts:
+    if batched_search():
         return session.get_objects(attrs, batch_size=batch)
     if batch == 1:
         return session.get_objects(attrs)

@@ -93,6 +93,41 @@ def test_iterator_collected_by_other_thread(vendor, limits):
         assert after.result(timeout=0) == OBJECTS
 
 
+@pytest.mark.check("release.failed_search_releases_lock", layer="binding", spec="python-pkcs11 docs, Concurrency")
+@pytest.mark.concurrency
+def test_failed_search_releases_lock(vendor, limits):
+    """Docs: the lock "is not released until the iterator is consumed (or garbage collected)" — consumed includes
+    an iterator whose search ended under it (a refused second search ended it, operation.refused_search_keeps_
+    active_search): once its next item has failed, another thread's search on the session must get the lock."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = open_search(session)
+    if outcome_of(lambda: list(session.get_objects(DATA))) != "OperationActive":
+        pytest.skip("the module runs a second search instead of refusing it, so no search ends under its iterator")
+    failed = outcome_of(lambda it=it: list(it))
+    if failed == OK:
+        pytest.skip("the first search goes on after a refused one, so its iterator does not fail")
+    del it
+    gc.collect()
+    after = ThreadCall(lambda: len(list(session.get_objects(DATA))), "after")
+    # On failure the probe thread stays parked on the lock for good; it is a daemon and holds nothing else.
+    assert after.finished_within(limits.step_timeout), (
+        f"the session lock stayed held after the iterator's next item failed ({failed})")
+
+
+@pytest.mark.check("binding.search_start", layer="binding", spec="python-pkcs11 docs, Concurrency")
+def test_search_start(vendor, observe):
+    """Docs: multi-step calls "such as searching for objects ... can be preempted as control is returned to the
+    interpreter (e.g. by generators)" — when get_objects() starts the search is the binding's choice: at once
+    (the session lock and C_FindObjectsInit) or at the first next(). Characterises it by ground truth
+    (C_FindObjects on the session before any next())."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS)
+    it = session.get_objects(DATA)
+    observe("get_objects" if vendor.ground_truth.search_active(session_handle(session)) else "first next")
+    del it
+
+
 def _after_close_and_reopen(vendor, observe, prepare, call, what: str, how: str) -> None:
     """Open a session, `prepare` something on it, close it, open the next one (which the module may give the closed
     one's handle), then `call` with what was prepared: it must fail with SessionClosed / SessionHandleInvalid.

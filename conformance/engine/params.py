@@ -34,6 +34,11 @@ class ModelParams:
     # An iterator finished (consumed, failed or collected) on a thread that does not hold the session lock
     # leaves the lock held for good; consuming it raises RuntimeError ("cannot release un-acquired lock").
     nonowner_finish_keeps_lock: bool = False
+    # get_objects() takes the session lock and calls C_FindObjectsInit at once (0.7, 0.8), not at the first next().
+    search_starts_at_creation: bool = False
+    # A search iterator whose C_FindObjects / C_FindObjectsFinal fails (its search ended under it) keeps the session
+    # lock for good (0.7, 0.8: the lock is released after the return code is checked).
+    failed_search_keeps_lock: bool = False
     # --- module findings a scripted check pins down (measured too); exploration then leaves those steps out ----
     # The module runs a second search on a session instead of refusing it (operation.search_then_search_same_thread).
     concurrent_searches: bool = False

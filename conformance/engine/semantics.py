@@ -2,8 +2,9 @@
 operation, how the model predicts a step and how the step's outcome changes the model's state — its row, and
 the handlers grouped above under its name, read off rather than followed through an if-chain.
 
-A row's predictor is guarded by what the step refers to (_on_session, _on_iterator, ...): a ref the real run
-lost after an allowed divergence leaves the step unjudged (ANY). What is plain data is in vocabulary.py: which
+A row's predictor is guarded by what the step refers to (on_session, on_iterator, ...): a ref the real run
+lost after an allowed divergence leaves the step unjudged (ANY; predicting.py has the guards and the shared
+building blocks). What is plain data is in vocabulary.py: which
 calls take python-pkcs11's session lock, which module operation they run and what they return (ONE_SHOT, USE),
 how long generators run (ITEMS), what the module may do when operations overlap (CONCURRENT). The iterator's
 lock and operation bookkeeping the transitions share is the Model's (start, finish, end_search).
@@ -11,119 +12,18 @@ lock and operation bookkeeping the transitions share is the Model's (start, fini
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 from .params import ACTIVE, OK
 from .schedule import Step
 from .vocabulary import (
-    ANY, BLOCKED, CONCURRENT, ENDS_WITH_LAST_ITEM, INVALID, ITEMS, KEYED, LOCK_RULE, ONE_SHOT, USE, USE_VALUES, Call,
-    Expectation, IterM, SessionM, _one,
+    ENDS_WITH_LAST_ITEM, INVALID, ITEMS, KEYED, LOCK_RULE, ONE_SHOT, USE, USE_VALUES, Call, Expectation, IterM,
+    SessionM, _one,
 )
 
 from .state import ModelState as Model  # the handlers read and change the model's state only
-
-Predict = Callable[[Model, int, Step], Expectation]
-Apply = Callable[[Model, int, Step, str], list[str]]  # -> the sessions whose lock the step freed
-KeyRead = Callable[[Model, Step], "SessionM | None"]
-
-
-def _unchanged(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
-    return []
-
-
-@dataclass(frozen=True)
-class OpSpec:
-    predict: Predict
-    apply: Apply = _unchanged  # never given BLOCKED: the model parks a blocked call on its lock itself
-    # The session whose key the step reads first, whatever its outcome (python-pkcs11 caches Key.key_type).
-    reads_key: KeyRead | None = None
-
-
-INVALID_RULE = "v3.0 §5.1.2 CKR_SESSION_HANDLE_INVALID"
-KEY_READ_RULE = "v3.0 §5.1.2: the key's type is read before the lock is taken"
-PROVIDER_RULE = "python-pkcs11 docs, Reenterant Sessions: one shared session, opened by the first acquire"
-EXHAUSTED_RULE = "an exhausted generator stays exhausted"
-CLOSED_UNDER_RULE = "v3.0 §5.1.2: the session was closed under the iterator"
-CLOSED_SESSION_RULES = frozenset({INVALID_RULE, CLOSED_UNDER_RULE})  # the module's rules on a closed handle
-NOT_INITIALIZED_RULE = "v3.0 §5.7.8 CKR_OPERATION_NOT_INITIALIZED: no search is active"
-LAZY_RULE = "python-pkcs11: get_objects()/encrypt() of an iterable return lazy generators"
-
-
-def _fixed(outcome: str, layer: str, rule: str) -> Callable[..., Expectation]:
-    """A prediction that is plain data: this outcome whatever the state."""
-    exp = _one(outcome, layer, rule)
-    return lambda *_: exp
-
-
-# --- what a step refers to ---------------------------------------------------------------------------------------
-
-
-def _on_session(fn: Callable[[Model, int, Step, SessionM], Expectation]) -> Predict:
-    def predict(m: Model, actor: int, step: Step) -> Expectation:
-        session = m.sessions.get(step.args.get("session"))
-        return ANY if session is None else fn(m, actor, step, session)
-    return predict
-
-
-def _iterator_of(m: Model, step: Step) -> tuple[IterM, SessionM] | None:
-    """The step's iterator and the session it runs on (always known: it was known when the iterator was made)."""
-    it = m.iters.get(step.args["iterator"])
-    return None if it is None else (it, m.sessions[it.session])
-
-
-def _on_iterator(fn: Callable[[Model, int, IterM, SessionM], Expectation]) -> Predict:
-    def predict(m: Model, actor: int, step: Step) -> Expectation:
-        found = _iterator_of(m, step)
-        return ANY if found is None else fn(m, actor, *found)
-    return predict
-
-
-def _while_holding(fn: Predict) -> Predict:
-    def predict(m: Model, actor: int, step: Step) -> Expectation:
-        return fn(m, actor, step) if m.holding(actor) else ANY
-    return predict
-
-
-def _on_held_session(fn: Callable[[Model, int, Step, SessionM], Expectation]) -> Predict:
-    def predict(m: Model, actor: int, step: Step) -> Expectation:
-        if not m.holding(actor) or m.provider_session is None:
-            return ANY
-        return fn(m, actor, step, m.sessions[m.provider_session])
-    return predict
-
-
-# --- predicting a module operation's start and finish (shared by calls, generators and the provider's uses) ---
-
-
-def _meets_active(m: Model, session: SessionM, kind: str | None) -> Expectation:
-    """Module outcome of starting `kind` on the session given the operations already active there."""
-    if not session.ops:
-        return Expectation(frozenset({OK}), "module", "v3.0 §5.7.7 / §5.8: no operation active")
-    point, rule = CONCURRENT[(kind, "search" in session.ops)]
-    if point is None:
-        return Expectation(frozenset({ACTIVE}), "module", rule)
-    return Expectation(getattr(m.p, point), "module", rule, point)
-
-
-def _starting(m: Model, actor: int, session: SessionM, call: Call, early: str = INVALID_RULE) -> Expectation:
-    """A call starting its module operation. On a closed session it fails before the lock when it takes none or
-    must first read an uncached key type (`early` names that rule), else once it has waited for the lock."""
-    if not session.open and (not call.locks or (call.kind in KEYED and not session.key_typed)):
-        return Expectation(INVALID, "module", early)
-    if call.locks and session.lock_owner is not None and session.lock_owner != actor:
-        return _one(BLOCKED, "binding", LOCK_RULE)
-    if not session.open:
-        return Expectation(INVALID, "module", INVALID_RULE)
-    return _meets_active(m, session, call.kind).with_value(call.value)
-
-
-def _finishing(m: Model, actor: int, it: IterM, allowed: frozenset[str], rule: str) -> Expectation:
-    """Finishing an iterator releases the lock; on a thread that does not hold it (declared) that raises."""
-    if it.owner is not None and it.owner != actor and m.p.nonowner_finish_keeps_lock:
-        return _one("raises:RuntimeError", "binding", "declared: release of the session lock from a non-owner thread")
-    return Expectation(allowed, "binding" if rule == LOCK_RULE else "module", rule)
-
+from .predicting import (
+    CLOSED_UNDER_RULE, EXHAUSTED_RULE, KEY_READ_RULE, LAZY_RULE, NOT_INITIALIZED_RULE, PROVIDER_RULE, Apply, OpSpec,
+    finishing, fixed, iterator_of, on_held_session, on_iterator, on_session, starting, while_holding,
+)
 
 # --- open, close, state ------------------------------------------------------------------------------------------
 
@@ -145,7 +45,7 @@ def _apply_open(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
     return []
 
 
-_predict_close = _fixed(OK, "binding", "python-pkcs11 Session.close: C_Logout if it logged in, then C_CloseSession")
+_predict_close = fixed(OK, "binding", "python-pkcs11 Session.close: C_Logout if it logged in, then C_CloseSession")
 
 
 def _apply_close(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
@@ -170,7 +70,7 @@ def _predict_state(m: Model, actor: int, step: Step, session: SessionM) -> Expec
 
 
 def _predict_call(m: Model, actor: int, step: Step, session: SessionM) -> Expectation:
-    return _starting(m, actor, session, ONE_SHOT[step.op])
+    return starting(m, actor, session, ONE_SHOT[step.op])
 
 
 def _session_key(m: Model, step: Step) -> SessionM | None:
@@ -188,7 +88,26 @@ def _apply_find_all(m: Model, actor: int, step: Step, outcome: str) -> list[str]
 # --- generators: search, encrypt_gen (lazy), then next, consume, drop ----------------------------------------------
 
 
-_predict_generator = _fixed(OK, "binding", LAZY_RULE)
+_predict_generator = fixed(OK, "binding", LAZY_RULE)
+
+
+def _predict_search(m: Model, actor: int, step: Step, session: SessionM) -> Expectation:
+    if m.p.search_starts_at_creation:  # SearchIter() takes the lock and calls C_FindObjectsInit (0.7, 0.8)
+        return starting(m, actor, session, Call(True, "search"))
+    return _predict_generator(m, actor, step, session)
+
+
+def _apply_search(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
+    if not m.p.search_starts_at_creation:
+        return _makes("search")(m, actor, step, outcome)
+    a = step.args
+    if outcome.startswith(OK):
+        it = IterM(a["ref"], "search", a["session"], batch=int(a.get("batch", 10)))
+        m.iters[a["ref"]] = it
+        m.start_at_creation(actor, it)
+    elif outcome == ACTIVE and m.p.refused_search_ends_active_search and a["session"] in m.sessions:
+        m.end_search(m.sessions[a["session"]])  # the half-made SearchIter's finaliser: C_FindObjectsFinal
+    return []
 
 
 def _makes(kind: str) -> Apply:
@@ -209,28 +128,28 @@ def _predict_next(m: Model, actor: int, it: IterM, session: SessionM) -> Expecta
     if it.done:
         return _one(f"{OK}:stop", "binding", EXHAUSTED_RULE)
     if not it.started:
-        return _starting(m, actor, session, Call(True, it.kind, "item"), KEY_READ_RULE)  # the first next starts it
+        return starting(m, actor, session, Call(True, it.kind, "item"), KEY_READ_RULE)  # the first next starts it
     if not session.open:
         # Even buffered search results need the session: python-pkcs11 reads each object's attributes.
-        return _finishing(m, actor, it, INVALID, CLOSED_UNDER_RULE)
+        return finishing(m, actor, it, INVALID, CLOSED_UNDER_RULE)
     if it.kind == "search":
         # C_FindObjects continues whatever search is active on the session — this iterator's or, once a refused
         # search ended it (declared binding finding), the next one's; with none, CKR_OPERATION_NOT_INITIALIZED.
         if it.buffered > 0:
             return _one(f"{OK}:item", "binding", "python-pkcs11 yields a fetched batch without calling C_FindObjects")
         if "search" not in session.ops:
-            return _finishing(m, actor, it, frozenset({"raises:OperationNotInitialized"}), NOT_INITIALIZED_RULE)
+            return finishing(m, actor, it, frozenset({"raises:OperationNotInitialized"}), NOT_INITIALIZED_RULE)
         if session.search_unfetched > 0:
             return _one(f"{OK}:item", "binding", "python-pkcs11 get_objects yields every matching object")
     elif it.remaining > 0:
         if it.remaining == 1 and it.kind in ENDS_WITH_LAST_ITEM:
-            return _finishing(m, actor, it, frozenset({f"{OK}:item"}), LOCK_RULE)
+            return finishing(m, actor, it, frozenset({f"{OK}:item"}), LOCK_RULE)
         return _one(f"{OK}:item", "binding", "python-pkcs11 yields one item per chunk, then the final block")
-    return _finishing(m, actor, it, frozenset({f"{OK}:stop"}), LOCK_RULE)
+    return finishing(m, actor, it, frozenset({f"{OK}:stop"}), LOCK_RULE)
 
 
 def _apply_next(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
-    found = _iterator_of(m, step)
+    found = iterator_of(m, step)
     if found is None or found[0].done:
         return []
     it, session = found
@@ -238,7 +157,7 @@ def _apply_next(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
         m.start(actor, it, outcome)
         return []
     if outcome != f"{OK}:item":
-        return m.finish(actor, it)
+        return m.finish(actor, it, failed=outcome.startswith("raises:"))
     if it.kind == "search":
         if it.buffered > 0:
             it.buffered -= 1
@@ -257,20 +176,20 @@ def _predict_consume(m: Model, actor: int, it: IterM, session: SessionM) -> Expe
     if it.done:
         return _one(f"{OK}:0", "binding", EXHAUSTED_RULE)
     if not it.started:
-        return _starting(m, actor, session, Call(True, it.kind, ITEMS[it.kind]), KEY_READ_RULE)
+        return starting(m, actor, session, Call(True, it.kind, ITEMS[it.kind]), KEY_READ_RULE)
     if not session.open:
-        return _finishing(m, actor, it, INVALID, CLOSED_UNDER_RULE)
+        return finishing(m, actor, it, INVALID, CLOSED_UNDER_RULE)
     if it.kind != "search":
         left = it.remaining
     elif "search" not in session.ops:
-        return _finishing(m, actor, it, frozenset({"raises:OperationNotInitialized"}), NOT_INITIALIZED_RULE)
+        return finishing(m, actor, it, frozenset({"raises:OperationNotInitialized"}), NOT_INITIALIZED_RULE)
     else:
         left = it.buffered + session.search_unfetched
-    return _finishing(m, actor, it, frozenset({f"{OK}:{left}"}), LOCK_RULE)
+    return finishing(m, actor, it, frozenset({f"{OK}:{left}"}), LOCK_RULE)
 
 
 def _apply_consume(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
-    found = _iterator_of(m, step)
+    found = iterator_of(m, step)
     if found is None or found[0].done:
         return []
     it = found[0]
@@ -278,14 +197,14 @@ def _apply_consume(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
         m.start(actor, it, outcome)
         if not outcome.startswith(OK):
             return []
-    return m.finish(actor, it)  # ran to the end, or failed on the way
+    return m.finish(actor, it, failed=outcome.startswith("raises:"))  # ran to the end, or failed on the way
 
 
-_predict_drop = _fixed(OK, "binding", "dropping a generator never raises to the caller")
+_predict_drop = fixed(OK, "binding", "dropping a generator never raises to the caller")
 
 
 def _apply_drop(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
-    found = _iterator_of(m, step)
+    found = iterator_of(m, step)
     if found is None:
         return []
     it = found[0]
@@ -346,7 +265,7 @@ def _predict_use(m: Model, actor: int, step: Step, session: SessionM) -> Expecta
     op = USE[what]
     if op is None:
         return _one(f"{OK}:{USE_VALUES[what]}", "module", "attribute read needs no operation")
-    return _starting(m, actor, session, ONE_SHOT[op])
+    return starting(m, actor, session, ONE_SHOT[op])
 
 
 def _apply_use(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
@@ -355,7 +274,7 @@ def _apply_use(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
 
 
 def _predict_use_partial(m: Model, actor: int, step: Step, session: SessionM) -> Expectation:
-    return _starting(m, actor, session, Call(True, "search"))
+    return starting(m, actor, session, Call(True, "search"))
 
 
 def _apply_use_partial(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
@@ -366,7 +285,7 @@ def _apply_use_partial(m: Model, actor: int, step: Step, outcome: str) -> list[s
     return []
 
 
-_predict_fail_next_open = _fixed(OK, "harness", "harness control step")
+_predict_fail_next_open = fixed(OK, "harness", "harness control step")
 
 
 def _apply_fail_next_open(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
@@ -378,23 +297,23 @@ def _apply_fail_next_open(m: Model, actor: int, step: Step, outcome: str) -> lis
 
 OPS: dict[str, OpSpec] = {
     "open": OpSpec(_predict_open, _apply_open),
-    "close": OpSpec(_on_session(_predict_close), _apply_close),
-    "state": OpSpec(_on_session(_predict_state)),
+    "close": OpSpec(on_session(_predict_close), _apply_close),
+    "state": OpSpec(on_session(_predict_state)),
     # One-shot calls: the lock, module operation and value are ONE_SHOT's.
-    "digest": OpSpec(_on_session(_predict_call)),
-    "random": OpSpec(_on_session(_predict_call)),
-    "encrypt": OpSpec(_on_session(_predict_call), reads_key=_session_key),
-    "find_all": OpSpec(_on_session(_predict_call), _apply_find_all),
+    "digest": OpSpec(on_session(_predict_call)),
+    "random": OpSpec(on_session(_predict_call)),
+    "encrypt": OpSpec(on_session(_predict_call), reads_key=_session_key),
+    "find_all": OpSpec(on_session(_predict_call), _apply_find_all),
     # Generators make no call until their first next/consume, which takes the lock until they finish.
-    "search": OpSpec(_on_session(_predict_generator), _makes("search")),
-    "encrypt_gen": OpSpec(_on_session(_predict_generator), _makes("encrypt")),
-    "next": OpSpec(_on_iterator(_predict_next), _apply_next, reads_key=_first_use_key),
-    "consume": OpSpec(_on_iterator(_predict_consume), _apply_consume, reads_key=_first_use_key),
-    "drop": OpSpec(_on_iterator(_predict_drop), _apply_drop),
+    "search": OpSpec(on_session(_predict_search), _apply_search),
+    "encrypt_gen": OpSpec(on_session(_predict_generator), _makes("encrypt")),
+    "next": OpSpec(on_iterator(_predict_next), _apply_next, reads_key=_first_use_key),
+    "consume": OpSpec(on_iterator(_predict_consume), _apply_consume, reads_key=_first_use_key),
+    "drop": OpSpec(on_iterator(_predict_drop), _apply_drop),
     # The session provider under test, and the harness's control of its opener.
     "acquire": OpSpec(_predict_acquire, _apply_acquire),
-    "release": OpSpec(_while_holding(_predict_release), _apply_release),
-    "use": OpSpec(_on_held_session(_predict_use), _apply_use),
-    "use_partial": OpSpec(_on_held_session(_predict_use_partial), _apply_use_partial),
+    "release": OpSpec(while_holding(_predict_release), _apply_release),
+    "use": OpSpec(on_held_session(_predict_use), _apply_use),
+    "use_partial": OpSpec(on_held_session(_predict_use_partial), _apply_use_partial),
     "fail_next_open": OpSpec(_predict_fail_next_open, _apply_fail_next_open),
 }

@@ -79,12 +79,14 @@ class ModelState:
         if outcome == ACTIVE and it.kind == "search" and self.p.refused_search_ends_active_search:
             self.end_search(session)
 
-    def finish(self, actor: int, it: IterM) -> list[str]:
+    def finish(self, actor: int, it: IterM, failed: bool = False) -> list[str]:
         """The iterator is over (exhausted, failed or collected): python-pkcs11 ends the module operation (for a
         search: C_FindObjectsFinal, which ends whatever search is active) and releases the session lock.
-        Returns the session whose lock it freed, if any."""
+        Returns the session whose lock it freed, if any. `failed`: the finishing call raised."""
         it.done = True
         session = self.sessions[it.session]
+        # A search that was ended under it (by a refused search) fails its C_FindObjects or C_FindObjectsFinal.
+        search_gone = it.kind == "search" and "search" not in session.ops
         if it.kind == "search":
             self.end_search(session)
         elif session.ops.get(it.kind) == it.ref:
@@ -92,11 +94,25 @@ class ModelState:
         if it.owner is not None and it.owner != actor and self.p.nonowner_finish_keeps_lock:
             session.stuck = True
             return []
+        if it.kind == "search" and (failed or search_gone) and self.p.failed_search_keeps_lock:
+            session.stuck = True
+            return []
         session.lock_depth = max(0, session.lock_depth - 1)
         if session.lock_depth == 0:
             session.lock_owner = None
             return [session.ref]
         return []
+
+    def start_at_creation(self, actor: int, it: IterM) -> None:
+        """get_objects() of a binding that starts the search at once: the lock and C_FindObjectsInit, nothing
+        fetched yet (the first next() calls C_FindObjects)."""
+        session = self.sessions[it.session]
+        it.started, it.owner = True, actor
+        session.lock_owner = actor
+        session.lock_depth += 1
+        session.ops["search"] = it.ref
+        it.buffered = 0
+        session.search_unfetched = ITEMS["search"]
 
     @staticmethod
     def end_search(session: SessionM) -> None:

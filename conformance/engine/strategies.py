@@ -51,8 +51,13 @@ def schedules(draw: st.DrawFn, family: Family, params: ModelParams) -> Schedule:
 
 
 def step_key(step: Step) -> str:
-    """How conformance.live.capabilities.STEP_NEEDS names a step: its op, or use:WHAT."""
-    return f"use:{step.args.get('what')}" if step.op == "use" else step.op
+    """How conformance.live.capabilities.STEP_NEEDS names a step: its op, use:WHAT, or search:batch for a search
+    fetching other than one object per C_FindObjects."""
+    if step.op == "use":
+        return f"use:{step.args.get('what')}"
+    if step.op == "search" and step.args.get("batch", 10) != 1:
+        return "search:batch"
+    return step.op
 
 
 def pinned_elsewhere(model: Model, step: Step) -> bool:

@@ -11,6 +11,7 @@ from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
 from .integrity import sweep_token
+from ..binding import batched_search, binding_version
 from ..labels import label
 from .tokens import open_for_setup
 
@@ -37,6 +38,7 @@ STEP_NEEDS: dict[str, tuple[str, ...]] = {
     "use:encrypt_gen": ("aes_keygen", "aes_cbc_pad"),
     "use:attribute": ("aes_keygen",),
     "use_partial": ("aes_keygen", "aes_cbc_pad"),
+    "search:batch": ("search_batch_size",),  # a search fetching other than one object per C_FindObjects
 }
 # A one-shot use that shows a session works, best first: a digest goes through python-pkcs11's operation lock
 # (what sharing a session is about); C_GenerateRandom needs no mechanism, so every token has one of the two.
@@ -75,6 +77,9 @@ def probe(token: Any, pin: str) -> dict[str, str]:
         session.close()
     if sweep_token(token, pin, labels={PROBE_LABEL}):
         missing["session_objects_end"] = "the token keeps session objects after their session is closed"
+    if not batched_search():  # the binding's, not the token's: scenario searches then fetch one object per call
+        missing["search_batch_size"] = (f"python-pkcs11 {binding_version()} has no get_objects(batch_size=) "
+                                        "(since 0.9.0)")
     return missing
 
 

@@ -10,6 +10,7 @@ says why; a probe that breaks says so too, and the run goes on with the default.
 
 from __future__ import annotations
 
+import gc
 from typing import Any, Callable
 
 import pkcs11
@@ -17,12 +18,16 @@ import pytest
 
 from ..binding import session_handle
 from ..engine.params import Characterisation, Finding
+from .groundtruth import GroundTruthError
 from .probes import (OK, NotReached, ParkedThread, ThreadCall, harness_objects, make_data_objects, outcome_of,
                      sessions_left_by_a_refused_login)
 
 OBJECTS = 3
 TAG = "characterise"
 HANDLE_TRIES = 5
+# Where the binding hides its session lock, a search on another thread that has not run after this long is taken as
+# waiting on a lock held for good (a search on a token takes milliseconds; this is the last resort, after evidence).
+LOCK_WAIT_S = 10.0
 
 
 def _search(session: Any) -> Any:
@@ -47,6 +52,45 @@ def _searches(vendor: Any) -> dict[str, Finding]:
     return {"concurrent_searches": Finding(False, "a second search was refused (OperationActive)"),
             "refused_search_ends_active_search": Finding(
                 rest != OK, f"after a second search was refused, the first search's next items gave {rest}")}
+
+
+def _search_start(vendor: Any) -> dict[str, Finding]:
+    """When does get_objects() start the search: at once (the lock and C_FindObjectsInit; 0.7, 0.8) or at the first
+    next() (0.9 and later)? Ground truth: C_FindObjects on the session before any next()."""
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS, tag=TAG)
+    it = session.get_objects(harness_objects(TAG))
+    active = vendor.ground_truth.search_active(session_handle(session))
+    del it
+    return {"search_starts_at_creation": Finding(
+        active, "before any next(), C_FindObjects found " + ("the search active" if active else "no search active"))}
+
+
+def _failed_search(vendor: Any) -> dict[str, Finding]:
+    """A search ended under its iterator (by a refused second search): its next() fails; is the session's lock
+    free afterwards? The lock itself where the binding lets it be seen (0.7, 0.8: Session._operation_lock), else
+    a search on another thread."""
+    name = "failed_search_keeps_lock"
+    session = vendor.open_session()
+    make_data_objects(session, OBJECTS, tag=TAG)
+    first = _search(session)
+    if outcome_of(lambda: list(session.get_objects(harness_objects(TAG)))) != "OperationActive":
+        return {name: Finding(None, "not reached: the module runs a second search")}
+    failed = outcome_of(lambda: list(first))
+    if failed == OK:
+        return {name: Finding(None, "not reached: the first search goes on after a second one is refused")}
+    gc.collect()
+    lock = getattr(session, "_operation_lock", None)
+    if lock is not None and hasattr(lock, "acquire"):
+        free = ThreadCall(lambda: lock.acquire(blocking=False) and (lock.release() or True), "characterise-lock")
+        got = bool(free.result(timeout=10))
+        return {name: Finding(not got, f"after its next() raised {failed}, another thread "
+                                       f"{'took' if got else 'could not take'} the session lock (_operation_lock)")}
+    other = ThreadCall(lambda: len(list(session.get_objects(harness_objects(TAG)))), "characterise-after")
+    if other.finished_within(LOCK_WAIT_S):
+        return {name: Finding(False, f"after its next() raised {failed}, a search on another thread ran")}
+    return {name: Finding(True, f"after its next() raised {failed}, a search on another thread did not get the "
+                                f"session lock in {LOCK_WAIT_S:.0f} s")}
 
 
 def _failed_login(vendor: Any) -> dict[str, Finding]:
@@ -94,9 +138,11 @@ class ProbeFailed(RuntimeError):
     """A probe got an answer it cannot read as either behaviour; the message says which."""
 
 
-PROBES: tuple[Callable[[Any], dict[str, Finding]], ...] = (_searches, _failed_login, _nonowner_finish, _handle_reuse)
+PROBES: tuple[Callable[[Any], dict[str, Finding]], ...] = (
+    _searches, _search_start, _failed_search, _failed_login, _nonowner_finish, _handle_reuse)
 # What each probe measures, for its failure to be recorded against every parameter it would have set.
 MEASURES = {_searches: ("concurrent_searches", "refused_search_ends_active_search"),
+            _search_start: ("search_starts_at_creation",), _failed_search: ("failed_search_keeps_lock",),
             _failed_login: ("failed_login_leaks_session",), _nonowner_finish: ("nonowner_finish_keeps_lock",),
             _handle_reuse: ("stale_session_handles",)}
 MEASURED = tuple(name for names in MEASURES.values() for name in names)
@@ -109,7 +155,7 @@ def characterise(vendor: Any) -> Characterisation:
         try:
             vendor.reset()
             findings.update(probe(vendor))
-        except (pkcs11.exceptions.PKCS11Error, ProbeFailed, TimeoutError, pytest.skip.Exception) as exc:
+        except (pkcs11.exceptions.PKCS11Error, GroundTruthError, ProbeFailed, TimeoutError, pytest.skip.Exception) as exc:
             why = str(getattr(exc, "msg", "") or exc) or type(exc).__name__
             findings.update({name: Finding(None, f"not measured: {why}") for name in MEASURES[probe]})
         finally:

@@ -19,6 +19,7 @@ CK_RV = CK_ULONG
 CKR_OK = 0
 CKR_SESSION_HANDLE_INVALID = 0xB3
 CKR_SESSION_CLOSED = 0xB0
+CKR_OPERATION_NOT_INITIALIZED = 0x91
 CK_UNAVAILABLE_INFORMATION = ctypes.c_ulong(-1).value
 
 
@@ -79,7 +80,7 @@ class _Info(ctypes.Structure):
 
 _FN = ctypes.CFUNCTYPE
 # CK_FUNCTION_LIST: a CK_VERSION, then function pointers in the order of PKCS#11 v2.40 §5 (pkcs11f.h).
-_ORDER = FUNCTION_NAMES[:20]  # the ones ground truth calls
+_ORDER = FUNCTION_NAMES[:FUNCTION_NAMES.index("C_FindObjects") + 1]  # up to the last one ground truth calls
 _SIGNATURES = {
     "C_GetInfo": _FN(CK_RV, ctypes.POINTER(_Info)),
     "C_GetTokenInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_TokenInfo)),
@@ -88,6 +89,7 @@ _SIGNATURES = {
     "C_GetSessionInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_SessionInfo)),
     "C_Login": _FN(CK_RV, CK_ULONG, CK_ULONG, ctypes.c_char_p, CK_ULONG),
     "C_Logout": _FN(CK_RV, CK_ULONG),
+    "C_FindObjects": _FN(CK_RV, CK_ULONG, ctypes.POINTER(CK_ULONG), CK_ULONG, ctypes.POINTER(CK_ULONG)),
 }
 CKU_USER = 1
 
@@ -204,6 +206,17 @@ class GroundTruth:
             rv = self._session_call("C_Login", handle, CKU_USER, data, len(data))
         if rv != CKR_OK:
             raise GroundTruthError(f"{'C_Login' if pin else 'C_Logout'} returned {rv:#x}")
+
+    def search_active(self, handle: int) -> bool:
+        """Whether a search is active on the session (C_FindObjects answers it, v3.0 §5.7.7; it may hand over one
+        object of that search: for probes only)."""
+        found, count = CK_ULONG(), CK_ULONG()
+        rv = self._session_call("C_FindObjects", handle, ctypes.byref(found), 1, ctypes.byref(count))
+        if rv == CKR_OPERATION_NOT_INITIALIZED:
+            return False
+        if rv != CKR_OK:
+            raise GroundTruthError(f"C_FindObjects returned {rv:#x}")
+        return True
 
     def close_all_sessions(self, slot_id: int) -> None:
         """C_CloseAllSessions: the cheap per-test reset (also returns the token to public state, §5.6.3)."""

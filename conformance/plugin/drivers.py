@@ -21,7 +21,7 @@ from ..engine.judge import judge
 from ..engine.params import ModelParams
 from ..engine.planning import plan
 from ..engine.schedule import Step, Trace
-from ..engine.semantics import CLOSED_SESSION_RULES
+from ..engine.predicting import CLOSED_SESSION_RULES
 from ..engine.strategies import step_key
 from ..executor.parent import Executor, ExecutorError
 from ..executor.protocol import CallStress, LoginRoundsAnswer, ProviderStress, StressAnswer
