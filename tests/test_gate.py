@@ -344,3 +344,19 @@ def test_files_without_signatures_compare_by_outcome():
     line stand in, so an xfailed → failed pair stays a regression there."""
     change = pair(rec("xfailed"), rec("failed"))
     assert (change.kind, change.behaviour) == ("regressed", "changed")
+
+
+def test_explorations_compare_the_points_both_reached():
+    """An exploration's observed value is what its examples happened to reach: two that agree on every point both
+    reached behave the same (a point only one reached — its draws went elsewhere, e.g. a binding without a step
+    kind — is said in the note, not compared); a point both reached with other values is a change."""
+    full = Coverage(40, 40)
+
+    def explored(observed):
+        return replace(rec("passed", observed), coverage=full, behaviour=Behaviour("passed"))
+
+    change = pair(explored({"a": ["ok"], "b": ["x"]}), explored({"a": ["ok"], "c": ["y"]}))
+    assert (change.kind, change.regression, change.behaviour) == ("unchanged", False, "same")
+    assert change.note == "points reached in one run only (not compared): b, c"
+    changed = pair(explored({"a": ["ok"]}), explored({"a": ["raises:OperationActive"]}))
+    assert (changed.kind, changed.behaviour) == ("regressed", "changed")

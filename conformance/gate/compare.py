@@ -80,17 +80,20 @@ class Side:
     reason: str = ""
     deviations: tuple[Mapping[str, Any], ...] = ()
     behaviour: Behaviour | None = None  # None: a file written before behaviour signatures were recorded
+    explored: bool = False  # a drawn exploration: its observed value is what the examples happened to reach
 
     @classmethod
     def of(cls, record: Record) -> Side:
-        return cls(record.outcome, _canon(record.observed), record.reason, record.deviations, record.behaviour)
+        return cls(record.outcome, _canon(record.observed), record.reason, record.deviations, record.behaviour,
+                   record.coverage is not None)
 
     def signature(self) -> tuple[Any, ...]:
-        """What the system under test did, independent of declarations: the behaviour and the observed value. An
-        older file has no behaviour: its outcome (declarations included) and reason's first line stand in."""
-        if self.behaviour is not None:
-            return (self.behaviour.kind, self.behaviour.detail, json.dumps(self.observed, sort_keys=True))
-        return ("outcome", self.outcome, first_line(self.reason), json.dumps(self.observed, sort_keys=True))
+        """What the system under test did, independent of declarations: the behaviour (an older file has none: its
+        outcome, declarations included, and reason's first line stand in) and, for a scripted check, the observed
+        value (an exploration's is compared point by point: observed_alike)."""
+        what = ((self.behaviour.kind, self.behaviour.detail) if self.behaviour is not None else
+                ("outcome", self.outcome, first_line(self.reason)))
+        return what if self.explored else (*what, json.dumps(self.observed, sort_keys=True))
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "observed": self.observed, "reason": self.reason,
@@ -116,10 +119,9 @@ class Change:
 
     @property
     def behaviour(self) -> str:
-        """**Contract**: "same" when both runs show the same behaviour signature (Side.signature), whatever either
-        declared; "changed" otherwise (also when one side has no result)."""
-        same = self.baseline is not None and self.candidate is not None and \
-            self.baseline.signature() == self.candidate.signature()
+        """**Contract**: "same" when both runs show the same behaviour (same_behaviour), whatever either declared;
+        "changed" otherwise (also when one side has no result)."""
+        same = self.baseline is not None and self.candidate is not None and same_behaviour(self.baseline, self.candidate)
         return "same" if same else "changed"
 
     def to_dict(self) -> dict[str, Any]:
@@ -303,6 +305,23 @@ def _observed_warning(baseline: Results, candidate: Results, changes: list[Chang
             "(dev or ci, the defaults)",)
 
 
+def same_behaviour(bs: Side, cs: Side) -> bool:
+    """The same signature and, for explorations, the same value at every point both reached."""
+    return bs.signature() == cs.signature() and (not (bs.explored and cs.explored) or observed_alike(bs, cs)[0])
+
+
+def observed_alike(bs: Side, cs: Side) -> tuple[bool, str]:
+    """(alike, note). Two explorations are alike where every implementation-defined point both reached has the
+    same values; a point only one reached is coverage (its draws went elsewhere, e.g. a binding without a step
+    kind), said in the note, not a change of behaviour."""
+    b, c = bs.observed, cs.observed
+    if not (bs.explored and cs.explored and isinstance(b, dict) and isinstance(c, dict)):
+        return b == c, ""
+    alike = all(b[k] == c[k] for k in set(b) & set(c))
+    only = sorted(set(b) ^ set(c))
+    return alike, (f"points reached in one run only (not compared): {', '.join(only)}" if only else "")
+
+
 def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c: Record | None,
              runs: tuple[Source, Source] | None = None) -> Change:
     """One check × vendor: the first matching row of the module docstring's table."""
@@ -328,7 +347,7 @@ def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c:
         declared = bool(cs.deviations)
         return change("lost_coverage", not declared,
                       first_line(cs.reason) + (" (declared)" if declared else ": a skip never counts as a pass"))
-    if bs.outcome != cs.outcome and bs.signature() == cs.signature():
+    if bs.outcome != cs.outcome and same_behaviour(bs, cs):
         # The same behaviour, only declared on one side (a declaration's version range left the other out).
         return change("unchanged", False, _declared_on_one_side(bs, cs, runs))
     if bs.outcome in GOOD and cs.outcome in BAD:
@@ -338,8 +357,9 @@ def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c:
             if cs.outcome == "xfailed":
                 return change("changed_but_declared", False, "now a declared deviation: " + _declared(cs))
             return change("fixed", False, "the declared deviation is gone and no longer declared")
-        if bs.observed == cs.observed:
-            return change("unchanged", False)
+        alike, reached = observed_alike(bs, cs)
+        if alike:
+            return change("unchanged", False, reached)
         covering = _covering(cs)
         if covering is not None:
             return change("changed_but_declared", False, "declared: " + _declared(cs, covering))

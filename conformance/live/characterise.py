@@ -20,7 +20,7 @@ from ..binding import session_handle
 from ..engine.params import Characterisation, Finding
 from .groundtruth import GroundTruthError
 from .probes import (OK, NotReached, ParkedThread, ThreadCall, harness_objects, make_data_objects, outcome_of,
-                     sessions_left_by_a_refused_login)
+                     search_started_by_get_objects, sessions_left_by_a_refused_login)
 
 OBJECTS = 3
 TAG = "characterise"
@@ -56,14 +56,16 @@ def _searches(vendor: Any) -> dict[str, Finding]:
 
 def _search_start(vendor: Any) -> dict[str, Finding]:
     """When does get_objects() start the search: at once (the lock and C_FindObjectsInit; 0.7, 0.8) or at the first
-    next() (0.9 and later)? Ground truth: C_FindObjects on the session before any next()."""
+    next() (0.9 and later)? The tap's log of the calls it made, else ground truth."""
     session = vendor.open_session()
     make_data_objects(session, OBJECTS, tag=TAG)
-    it = session.get_objects(harness_objects(TAG))
-    active = vendor.ground_truth.search_active(session_handle(session))
-    del it
+    started = search_started_by_get_objects(vendor, session, harness_objects(TAG))
+    how = "the tap's log" if vendor.calls is not None else "C_FindObjects on the session"
+    if started is None:
+        return {"search_starts_at_creation": Finding(None, "not measured: no tap, and the module answers "
+                                                           "C_FindObjects with no search active")}
     return {"search_starts_at_creation": Finding(
-        active, "before any next(), C_FindObjects found " + ("the search active" if active else "no search active"))}
+        started, f"get_objects() {'called' if started else 'did not call'} C_FindObjectsInit before any next() ({how})")}
 
 
 def _failed_search(vendor: Any) -> dict[str, Finding]:

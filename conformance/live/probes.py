@@ -143,3 +143,22 @@ def sessions_left_by_a_refused_login(vendor: Any) -> list[int]:
     if not 0 < hi - lo <= 64:
         raise NotReached(f"session handles are not issued in sequence ({lo}, then {hi}); cannot locate the session")
     return [h for h in range(lo + 1, hi) if vendor.ground_truth.session_info(h) is not None]
+
+
+def search_started_by_get_objects(vendor: Any, session: Any, template: Any) -> bool | None:
+    """Whether get_objects() itself starts the search (C_FindObjectsInit before any next()): by the tap's log of
+    this thread's calls where there is a tap, else by ground truth (C_FindObjects on the session finds a search
+    active) when the module answers that truthfully — None where neither can tell."""
+    if vendor.calls is not None:
+        mark, me = vendor.calls.mark(), threading.get_native_id()
+        it = session.get_objects(template)
+        started = any(c.fn == "C_FindObjectsInit" and c.tid == me for c in vendor.calls.since(mark))
+        del it
+        return started
+    handle = session_handle(session)
+    if vendor.ground_truth.search_active(handle):  # a search "active" before any: the answer tells nothing
+        return None
+    it = session.get_objects(template)
+    started = vendor.ground_truth.search_active(handle)
+    del it
+    return started

@@ -23,6 +23,7 @@ class LiveVendor:
     pin: str
     name: str = ""
     _missing: dict[str, str] | None = None
+    calls: Any = None  # the tap's view of the calls (live/calls.py ModuleCalls), or None: no tap in the stack
 
     def missing_capabilities(self) -> dict[str, str]:
         """capability -> why the token lacks it (probed once, on first use)."""

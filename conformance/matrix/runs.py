@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..gate.compare import GateReport, Side, compare
+from ..gate.compare import GateReport, Side, compare, same_behaviour
 from ..report.html import write_report
 from ..results.document import Results
 from ..results.reader import ResultsInputError, read_results
@@ -118,25 +118,23 @@ def markdown(runs: Sequence[BindingRun], docs: Sequence[Results]) -> str:
         rows, same = [], 0
         by_version = [{r.check: r for r in d.results if r.vendor == vendor} for d in docs]
         for check in sorted({c for records in by_version for c in records}):
-            cells, signatures = [], []
-            for records in by_version:
-                record = records.get(check)
-                signatures.append(_signature(record))
-                cells.append(SHORT.get(record.outcome, record.outcome) if record else "—")
-            if len(set(signatures)) == 1:
+            sides = [Side.of(records[check]) if check in records else None for records in by_version]
+            cells = [SHORT.get(side.outcome, side.outcome) if side else "—" for side in sides]
+            moved = [i > 0 and not _alike(sides[i - 1], sides[i]) for i in range(len(sides))]
+            if not any(moved):
                 same += 1
                 continue
-            marked = [cell + ("*" if i and signatures[i] != signatures[i - 1] else "") for i, cell in enumerate(cells)]
+            marked = [cell + ("*" if m else "") for cell, m in zip(cells, moved)]
             rows.append(f"| `{check}` | " + " | ".join(marked) + " |")
         out += [f"## {vendor}", ""]
         if rows:
             out += ["| check | " + " | ".join(versions) + " |", "|---|" + "---|" * len(versions), *rows, ""]
-        out += [f"{same} check{'s' if same != 1 else ''} behave the same on every version.", ""]
+        out += [f"{same} check{'s behave' if same != 1 else ' behaves'} the same on every version.", ""]
     return "\n".join(out)
 
 
-def _signature(record: Any) -> Any:
-    return None if record is None else Side.of(record).signature()
+def _alike(a: Side | None, b: Side | None) -> bool:
+    return a is b is None or (a is not None and b is not None and same_behaviour(a, b))
 
 
 def run_matrix(envs: Sequence[BindingEnvironment], out: Path, pytest_args: Sequence[str],

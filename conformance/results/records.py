@@ -63,7 +63,9 @@ class Coverage:
 
 # What the system under test did, as a class, whatever was declared about it (xfailed is a failure; xpassed a pass).
 BEHAVIOUR_CLASSES = ("passed", "failed", "crashed", "hung", "error", "skipped")
-_VARIABLE = re.compile(r"0x[0-9a-fA-F]+|\d+(?:\.\d+)?")  # handles, counts, durations, step numbers, thread ids
+# What varies from run to run in a failure's text: handles, counts, durations, step numbers, thread ids, and the
+# run's tag in the labels of the objects it made (hex words with a digit).
+_VARIABLE = re.compile(r"0x[0-9a-fA-F]+|(?<![0-9A-Za-z])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]+(?![0-9A-Za-z])|\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
