@@ -37,14 +37,16 @@ def session_handle(session: Any) -> int:
                        "(Session.handle since 0.9.1, Session._handle in 0.7 and 0.8, Session._identity() in 0.9.0)")
 
 
-def batched_search() -> bool:
-    """get_objects(batch_size=) exists (0.9.0 and later)."""
+def batched_search(session_type: Any = None) -> bool:
+    """get_objects(batch_size=) exists (0.9.0 and later) on the binding's Session (or on `session_type`)."""
     import inspect
 
-    from pkcs11 import _pkcs11
+    if session_type is None:
+        from pkcs11 import _pkcs11
 
+        session_type = _pkcs11.Session
     try:
-        return "batch_size" in inspect.signature(_pkcs11.Session.get_objects).parameters
+        return "batch_size" in inspect.signature(session_type.get_objects).parameters
     except (TypeError, ValueError, AttributeError):
         return True  # no signature to read: ask, and let the binding answer
 
@@ -52,7 +54,7 @@ def batched_search() -> bool:
 def search_objects(session: Any, attrs: Any, batch: int) -> Any:
     """session.get_objects(attrs) fetching `batch` handles per C_FindObjects. `batch_size` exists since 0.9.0; before,
     every C_FindObjects asks for one object, which is batch 1 exactly; any other batch cannot be asked for."""
-    if batched_search():
+    if batched_search(type(session)):
         return session.get_objects(attrs, batch_size=batch)
     if batch == 1:
         return session.get_objects(attrs)

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from conformance.gate.compare import Change, compare
+from conformance.gate.compare import compare
+from conformance.gate.entries import Change
 from conformance.results.records import Record
 from conformance.results.document import Results, RunInfo
 

@@ -8,7 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from conformance.gate.compare import GATE_SCHEMA, Change, GateInputError, GateReport, compare, match_vendors
+from conformance.gate.compare import GateInputError, compare, match_vendors
+from conformance.gate.entries import GATE_SCHEMA, Change, GateReport
 from conformance.gate.format import line, render, render_markdown, render_text
 from conformance.results.document import Results, RunInfo
 from conformance.results.records import Behaviour, Coverage, Record

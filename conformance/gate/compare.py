@@ -48,150 +48,25 @@ candidate's records of vendor NEW by check id. Files with several vendors and no
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..outcomes import BAD, GOOD
-from ..results.records import Behaviour, Record
+from ..results.records import Record
 from ..results.document import Results
 from ..results.reader import ResultsInputError, read_results
-
-GATE_SCHEMA = "pkcs11-conformance/gate/1"
-
-# Classes in report order: the regression-capable ones first.
-CLASSES = ("regressed", "stale_declaration", "lost_coverage", "removed", "vendor_missing", "fixed",
-           "changed_but_declared", "new", "still_failing", "unchanged")
-ALL_CHECKS = "*"  # the check id of a vendor_missing entry
+from .entries import (
+    ALL_CHECKS, CLASSES, Change, GateReport, Side, Source, canon, first_line, observed_alike, same_behaviour, vendors_of,
+)
 
 
 class GateInputError(ResultsInputError):
     """An option the gate cannot use (files: ResultsInputError); the message is one line naming the fix."""
 
 
-@dataclass(frozen=True)
-class Side:
-    """One file's result for a check × vendor, as far as the gate looks at it."""
-
-    outcome: str
-    observed: Any = None
-    reason: str = ""
-    deviations: tuple[Mapping[str, Any], ...] = ()
-    behaviour: Behaviour | None = None  # None: a file written before behaviour signatures were recorded
-    explored: bool = False  # a drawn exploration: its observed value is what the examples happened to reach
-
-    @classmethod
-    def of(cls, record: Record) -> Side:
-        return cls(record.outcome, _canon(record.observed), record.reason, record.deviations, record.behaviour,
-                   record.coverage is not None)
-
-    def signature(self) -> tuple[Any, ...]:
-        """What the system under test did, independent of declarations: the behaviour (an older file has none: its
-        outcome, declarations included, and reason's first line stand in) and, for a scripted check, the observed
-        value (an exploration's is compared point by point: observed_alike)."""
-        what = ((self.behaviour.kind, self.behaviour.detail) if self.behaviour is not None else
-                ("outcome", self.outcome, first_line(self.reason)))
-        return what if self.explored else (*what, json.dumps(self.observed, sort_keys=True))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "observed": self.observed, "reason": self.reason,
-                "deviations": [dict(d) for d in self.deviations],
-                "behaviour": self.behaviour.to_dict() if self.behaviour else None}
-
-
-@dataclass(frozen=True)
-class Change:
-    """The classification of one check × vendor (or, for vendor_missing, of one whole vendor)."""
-
-    kind: str
-    check: str
-    vendor: str  # the candidate's vendor name
-    baseline_vendor: str  # the baseline's name for it (differs when comparing vendors)
-    regression: bool
-    baseline: Side | None
-    candidate: Side | None
-    note: str = ""  # one line: why, or what to do
-    # False when the two runs did not explore the same: a time budget cut one short, or they ran different numbers
-    # of examples (see `note`); the class is then about what was explored, and the gate says so.
-    comparable: bool = True
-
-    @property
-    def behaviour(self) -> str:
-        """**Contract**: "same" when both runs show the same behaviour (same_behaviour), whatever either declared;
-        "changed" otherwise (also when one side has no result)."""
-        same = self.baseline is not None and self.candidate is not None and same_behaviour(self.baseline, self.candidate)
-        return "same" if same else "changed"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "class": self.kind,
-            "behaviour": self.behaviour,
-            "comparable": self.comparable,
-            "check": self.check,
-            "vendor": self.vendor,
-            "baseline_vendor": self.baseline_vendor,
-            "regression": self.regression,
-            "baseline": self.baseline.to_dict() if self.baseline else None,
-            "candidate": self.candidate.to_dict() if self.candidate else None,
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True)
-class Source:
-    """Which file (or run) a side of the comparison came from."""
-
-    label: str
-    run_id: str
-    python_pkcs11_version: str
-    vendors: tuple[str, ...]
-
-    @classmethod
-    def of(cls, label: str, results: Results) -> Source:
-        return cls(label, str(results.run.id), str(results.run.python_pkcs11_version), tuple(sorted(vendors_of(results))))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.label, "run_id": self.run_id, "python_pkcs11_version": self.python_pkcs11_version,
-                "vendors": list(self.vendors)}
-
-
-@dataclass(frozen=True)
-class GateReport:
-    baseline: Source
-    candidate: Source
-    vendor_map: Mapping[str, str]  # baseline vendor -> candidate vendor
-    changes: tuple[Change, ...] = field(default_factory=tuple)
-    warnings: tuple[str, ...] = ()  # what makes this comparison less trustworthy, with the fix
-
-    @property
-    def regressions(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.regression)
-
-    def counts(self) -> dict[str, int]:
-        found = Counter(c.kind for c in self.changes)
-        return {kind: found[kind] for kind in CLASSES if found[kind]}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": GATE_SCHEMA,
-            "baseline": self.baseline.to_dict(),
-            "candidate": self.candidate.to_dict(),
-            "vendor_map": dict(self.vendor_map),
-            "regressions": len(self.regressions),
-            "counts": self.counts(),
-            "changes": [c.to_dict() for c in self.changes],
-            "warnings": list(self.warnings),
-        }
-
-
 # ---------------------------------------------------------------------------------------------- vendors
-
-
-def vendors_of(results: Results) -> set[str]:
-    """Every vendor a file names: in its header and in its records."""
-    return set(results.vendors) | {r.vendor for r in results.results}
 
 
 def parse_alias(text: str) -> tuple[str, str]:
@@ -305,23 +180,6 @@ def _observed_warning(baseline: Results, candidate: Results, changes: list[Chang
             "(dev or ci, the defaults)",)
 
 
-def same_behaviour(bs: Side, cs: Side) -> bool:
-    """The same signature and, for explorations, the same value at every point both reached."""
-    return bs.signature() == cs.signature() and (not (bs.explored and cs.explored) or observed_alike(bs, cs)[0])
-
-
-def observed_alike(bs: Side, cs: Side) -> tuple[bool, str]:
-    """(alike, note). Two explorations are alike where every implementation-defined point both reached has the
-    same values; a point only one reached is coverage (its draws went elsewhere, e.g. a binding without a step
-    kind), said in the note, not a change of behaviour."""
-    b, c = bs.observed, cs.observed
-    if not (bs.explored and cs.explored and isinstance(b, dict) and isinstance(c, dict)):
-        return b == c, ""
-    alike = all(b[k] == c[k] for k in set(b) & set(c))
-    only = sorted(set(b) ^ set(c))
-    return alike, (f"points reached in one run only (not compared): {', '.join(only)}" if only else "")
-
-
 def classify(check: str, vendor: str, baseline_vendor: str, b: Record | None, c: Record | None,
              runs: tuple[Source, Source] | None = None) -> Change:
     """One check × vendor: the first matching row of the module docstring's table."""
@@ -384,7 +242,7 @@ def _declared_on_one_side(bs: Side, cs: Side, runs: tuple[Source, Source] | None
 
 def _covering(side: Side) -> Mapping[str, Any] | None:
     """The declaration of the candidate's observed value, else one that declares no value (outcome / model only)."""
-    exact = [d for d in side.deviations if "observed" in d and _canon(d["observed"]) == side.observed]
+    exact = [d for d in side.deviations if "observed" in d and canon(d["observed"]) == side.observed]
     return next(iter(exact + [d for d in side.deviations if "observed" not in d]), None)
 
 
@@ -395,19 +253,6 @@ def _declared(side: Side, deviation: Mapping[str, Any] | None = None) -> str:
         return first_line(side.reason) or "declared"
     issue = f" ({d['issue']})" if d.get("issue") else ""
     return f"{d.get('origin', 'declared')}: {first_line(str(d.get('reason', '')))}{issue}"
-
-
-def first_line(text: str, limit: int = 200) -> str:
-    line = (text or "").strip().splitlines()[0].strip() if (text or "").strip() else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _canon(value: Any) -> Any:
-    """JSON's view of a value (tuples are lists, 1 == 1.0), so values from TOML, JSON and xdist compare alike."""
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 def gate_files(baseline_path: str | os.PathLike[str], candidate_path: str | os.PathLike[str],

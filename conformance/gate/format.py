@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .compare import GOOD, Change, GateReport, Side
+from ..outcomes import GOOD
+from .entries import Change, GateReport, Side
 
 LABELS = {
     "regressed": "REGRESSED",

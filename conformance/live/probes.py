@@ -152,7 +152,7 @@ def search_started_by_get_objects(vendor: Any, session: Any, template: Any) -> b
     if vendor.calls is not None:
         mark, me = vendor.calls.mark(), threading.get_native_id()
         it = session.get_objects(template)
-        started = any(c.fn == "C_FindObjectsInit" and c.tid == me for c in vendor.calls.since(mark))
+        started = any(c.function == "C_FindObjectsInit" and c.thread == me for c in vendor.calls.since(mark))
         del it
         return started
     handle = session_handle(session)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..gate.compare import GateReport, Side, compare, same_behaviour
+from ..gate.compare import compare
+from ..gate.entries import GateReport, Side, same_behaviour
 from ..report.html import write_report
 from ..results.document import Results
 from ..results.reader import ResultsInputError, read_results

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from . import options
-from ..gate.compare import GateReport, compare
+from ..gate.compare import compare
+from ..gate.entries import GateReport
 from ..results.reader import ResultsInputError, parse_results
 from ..pins import redact
 from ..results.records import Record

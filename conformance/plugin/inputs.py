@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from ..checks import CHECKS_DIR
-from ..gate.compare import GateInputError, match_vendors, vendors_of
+from ..gate.compare import GateInputError, match_vendors
+from ..gate.entries import vendors_of
 from ..results.document import Results
 from ..results.reader import ResultsInputError, read_results
 from ..results.records import Reproducer
