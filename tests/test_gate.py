@@ -359,5 +359,6 @@ def test_explorations_compare_the_points_both_reached():
     change = pair(explored({"a": ["ok"], "b": ["x"]}), explored({"a": ["ok"], "c": ["y"]}))
     assert (change.kind, change.regression, change.behaviour) == ("unchanged", False, "same")
     assert change.note == "points reached in one run only (not compared): b, c"
+    assert pair(explored(None), explored({})).behaviour == "same"  # nothing reached either way
     changed = pair(explored({"a": ["ok"]}), explored({"a": ["raises:OperationActive"]}))
     assert (changed.kind, changed.behaviour) == ("regressed", "changed")

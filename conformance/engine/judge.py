@@ -6,6 +6,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from ..outcomes import MODULE
 from .model import BLOCKED, Expectation, Model
+from .params import OK
 from .schedule import Schedule, Step, StepResult, Trace
 
 
@@ -68,7 +69,9 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
 
     def check(index: int, exp: Expectation, actual: str) -> None:
         if exp.point is not None:
-            observed.setdefault(exp.point, set()).add(actual)
+            # What the module allowed (ok, or the refusal), not what the call returned: "ok:item" and "ok" are one
+            # answer (a search starting at get_objects() or at its first next() returns differently).
+            observed.setdefault(exp.point, set()).add(OK if actual.startswith(OK) else actual)
         if exp.allowed is not None and actual not in exp.allowed:
             mismatches.append(Mismatch(index, tuple(sorted(exp.allowed)), actual, exp.layer, exp.rule))
 

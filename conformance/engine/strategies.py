@@ -70,7 +70,8 @@ def pinned_elsewhere(model: Model, step: Step) -> bool:
     starts_iter = it is not None and not it.started
     if not p.concurrent_searches:
         return False
-    if step.op == "find_all" or (starts_iter and it.kind == "search"):
+    starts_search = (starts_iter and it.kind == "search") or (step.op == "search" and p.search_starts_at_creation)
+    if step.op == "find_all" or starts_search:
         session = model.sessions.get(a.get("session") or (it.session if it else ""))
     elif step.op == "use_partial" or (step.op == "use" and a.get("what") == "search"):
         session = model.sessions.get(model.provider_session or "")

@@ -149,6 +149,8 @@ def observed_alike(bs: Side, cs: Side) -> tuple[bool, str]:
     same values; a point only one reached is coverage (its draws went elsewhere, e.g. a binding without a step
     kind), said in the note, not a change of behaviour."""
     b, c = bs.observed, cs.observed
+    if bs.explored and cs.explored:  # an exploration that reached no point observed nothing: {} and None alike
+        b, c = b or {}, c or {}
     if not (bs.explored and cs.explored and isinstance(b, dict) and isinstance(c, dict)):
         return b == c, ""
     alike = all(b[k] == c[k] for k in set(b) & set(c))
