@@ -351,7 +351,7 @@ def _interrupted(directory: Path, shim: Shim, sig: signal.Signals) -> tuple[int,
             assert time.monotonic() < deadline, "the check never reached the hanging C_SeedRandom"
             time.sleep(0.1)
         proc.send_signal(sig)
-        output, _ = proc.communicate(timeout=30)
+        output, _ = proc.communicate(timeout=90)  # shutting down around a hung child; slow on a busy machine
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -342,9 +342,12 @@ def test_a_different_failure_is_a_behaviour_change():
 
 def test_files_without_signatures_compare_by_outcome():
     """Results written before signatures were recorded: the outcome (declarations included) and the reason's first
-    line stand in, so an xfailed → failed pair stays a regression there."""
+    line stand in — on both sides, also when only one file lacks them — so an xfailed → failed pair stays a
+    regression there, and an unchanged pass is the same behaviour."""
     change = pair(rec("xfailed"), rec("failed"))
     assert (change.kind, change.behaviour) == ("regressed", "changed")
+    old, new = rec("passed"), replace(rec("passed"), behaviour=Behaviour("passed"))
+    assert (pair(old, new).kind, pair(old, new).behaviour) == ("unchanged", "same")
 
 
 def test_explorations_compare_the_points_both_reached():

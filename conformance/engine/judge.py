@@ -66,6 +66,7 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
     mismatches: list[Mismatch] = []
     observed: dict[str, set[str]] = {}
     resumed_at: dict[int, int] = {}
+    died: str | None = None
 
     def check(index: int, exp: Expectation, actual: str) -> None:
         if exp.point is not None:
@@ -77,7 +78,11 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
 
     for i, step in enumerate(schedule.steps):
         result = results.get(i, StepResult(i, "not_run"))
-        if result.status in ("crashed", "hung"):  # a step's status (schedule.STATUSES)
+        # A call that never returned, waiting above the module where the model (advanced with what really
+        # happened) has it wait on a lock: blocked — whether it was due to resume is judged where the model
+        # releases that lock (a lock held for good, after an allowed outcome the plan did not assume, never is).
+        waiting = result.status == "hung" and result.inside is None and model.expect(step.actor, step).blocks
+        if result.status in ("crashed", "hung") and not waiting:  # a step's status (schedule.STATUSES)
             status = result.status
             cause = trace.crashed or (result.evidence or "no return within the step timeout" if status == "hung" else "")
             # Blamed on the layer that step exercises (a provider call that dies is the provider's finding) —
@@ -91,16 +96,19 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
                 mismatches.append(Mismatch(i, ("the actor free",), "actor still inside an earlier call", "binding", RELEASE_RULE))
             break
         exp = model.expect(step.actor, step)
-        actual = _initial(result)
+        actual = BLOCKED if waiting else _initial(result)
         check(i, exp, actual)
         queue = deque(model.advance(i, step.actor, step, actual))
         while queue:
             j, actor, waiting, exp_j = queue.popleft()
             resumed_at[j] = i
             r_j = results.get(j, StepResult(j, "not_run"))
-            if r_j.status == "blocked" or not _resumed_in_time(r_j, j, i, step):
-                actual = "still blocked at the end" if r_j.status == "blocked" else f"resumed after step {r_j.completed_after}"
+            if r_j.status in ("blocked", "hung") or not _resumed_in_time(r_j, j, i, step):
+                actual = ("still blocked at the end" if r_j.status == "blocked" else "never returned (hung)"
+                          if r_j.status == "hung" else f"resumed after step {r_j.completed_after}")
                 mismatches.append(Mismatch(j, (f"resumes after step {i}",), actual, "binding", RELEASE_RULE))
+                if r_j.status == "hung":
+                    died = "hung"  # the call never came back: a hang, whichever step should have released it
                 continue
             final = r_j.outcome()
             check(j, exp_j, final)
@@ -127,7 +135,7 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
             mismatches.append(Mismatch(len(schedule.steps), (f"{expected['provider_open']} provider session(s) open",),
                                        f"{actual['provider_open']} open", "provider",
                                        "python-pkcs11 docs, Reenterant Sessions: one session while held, none after the last release"))
-    return Verdict(tuple(mismatches), "failed" if mismatches else "passed", _freeze(observed))
+    return Verdict(tuple(mismatches), (died or "failed") if mismatches else "passed", _freeze(observed))
 
 
 def _freeze(observed: dict[str, set[str]]) -> dict[str, tuple[str, ...]]:

@@ -39,6 +39,12 @@ class ModelParams:
     # A search iterator whose C_FindObjects / C_FindObjectsFinal fails (its search ended under it) keeps the session
     # lock for good (0.7, 0.8: the lock is released after the return code is checked).
     failed_search_keeps_lock: bool = False
+    # A chunked encryption's generator collected unfinished leaves the module's encrypt operation active for good
+    # (0.7, 0.8: nothing ends it; 0.9 brought operation cancellation). The session lock is released.
+    collected_generator_keeps_operation: bool = False
+    # A chunked encryption's generator releases the session lock with its last item (0.9 and later), not at the
+    # next() after it that ends the generator (0.7, 0.8: the final block is yielded inside the lock).
+    generator_releases_at_last_item: bool = True
     # --- module findings a scripted check pins down (measured too); exploration then leaves those steps out ----
     # The module runs a second search on a session instead of refusing it (operation.search_then_search_same_thread).
     concurrent_searches: bool = False

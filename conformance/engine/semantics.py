@@ -78,11 +78,30 @@ def _session_key(m: Model, step: Step) -> SessionM | None:
 
 
 def _apply_find_all(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
-    """A search refused with OperationActive also ends the one already active (declared binding finding)."""
+    """A search refused with OperationActive also ends the one already active (measured binding finding)."""
     session = m.session_of(step)
-    if session is not None and outcome == ACTIVE and m.p.refused_search_ends_active_search:
-        m.end_search(session)
+    if session is not None and outcome.startswith("raises:"):
+        _refused_search(m, actor, session, outcome)
     return []
+
+
+def _refused_search(m: Model, actor: int, session: SessionM, outcome: str) -> None:
+    """A get_objects() the module refused: its half-made iterator's finaliser calls C_FindObjectsFinal, which ends
+    the search active on the session (refused_search_ends_active_search) — or, with none to end (the refusal was a
+    crypto operation's, or the session is closed), fails: where searches start at get_objects() and a failed search
+    keeps the lock (0.7, 0.8), the lock that get_objects() took stays held."""
+    ends_another = outcome == ACTIVE and "search" in session.ops and session.open
+    if ends_another:
+        if m.p.refused_search_ends_active_search:
+            m.end_search(session)
+    elif m.p.failed_search_keeps_lock and m.p.search_starts_at_creation:
+        session.lock_owner = actor
+        session.lock_depth += 1
+        session.stuck = True
+
+
+def _ends_with_last_item(m: Model, it: IterM) -> bool:
+    return it.kind in ENDS_WITH_LAST_ITEM and m.p.generator_releases_at_last_item
 
 
 # --- generators: search, encrypt_gen (lazy), then next, consume, drop ----------------------------------------------
@@ -105,8 +124,8 @@ def _apply_search(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
         it = IterM(a["ref"], "search", a["session"], batch=int(a.get("batch", 10)))
         m.iters[a["ref"]] = it
         m.start_at_creation(actor, it)
-    elif outcome == ACTIVE and m.p.refused_search_ends_active_search and a["session"] in m.sessions:
-        m.end_search(m.sessions[a["session"]])  # the half-made SearchIter's finaliser: C_FindObjectsFinal
+    elif outcome.startswith("raises:") and a["session"] in m.sessions:
+        _refused_search(m, actor, m.sessions[a["session"]], outcome)
     return []
 
 
@@ -142,7 +161,7 @@ def _predict_next(m: Model, actor: int, it: IterM, session: SessionM) -> Expecta
         if session.search_unfetched > 0:
             return _one(f"{OK}:item", "binding", "python-pkcs11 get_objects yields every matching object")
     elif it.remaining > 0:
-        if it.remaining == 1 and it.kind in ENDS_WITH_LAST_ITEM:
+        if it.remaining == 1 and _ends_with_last_item(m, it):
             return finishing(m, actor, it, frozenset({f"{OK}:item"}), LOCK_RULE)
         return _one(f"{OK}:item", "binding", "python-pkcs11 yields one item per chunk, then the final block")
     return finishing(m, actor, it, frozenset({f"{OK}:stop"}), LOCK_RULE)
@@ -167,7 +186,7 @@ def _apply_next(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
             it.buffered = fetched - 1
         return []
     it.remaining -= 1
-    if it.remaining == 0 and it.kind in ENDS_WITH_LAST_ITEM:
+    if it.remaining == 0 and _ends_with_last_item(m, it):
         return m.finish(actor, it)
     return []
 
@@ -209,7 +228,7 @@ def _apply_drop(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
         return []
     it = found[0]
     del m.iters[it.ref]
-    return m.finish(actor, it) if it.started and not it.done else []
+    return m.finish(actor, it, dropped=True) if it.started and not it.done else []
 
 
 # --- the session provider: acquire, release, use, use_partial; fail_next_open -------------------------------------

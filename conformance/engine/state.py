@@ -11,6 +11,8 @@ from .params import ACTIVE, OK, ModelParams
 from .schedule import Step
 from .vocabulary import ITEMS, IterM, SessionM, Waiter
 
+ABANDONED = "(abandoned)"  # a module operation no iterator will ever finish
+
 
 class ModelState:
     def __init__(self, params: ModelParams = ModelParams(), *, fixture: bool = True, logged_in: bool = False) -> None:
@@ -79,16 +81,19 @@ class ModelState:
         if outcome == ACTIVE and it.kind == "search" and self.p.refused_search_ends_active_search:
             self.end_search(session)
 
-    def finish(self, actor: int, it: IterM, failed: bool = False) -> list[str]:
+    def finish(self, actor: int, it: IterM, failed: bool = False, dropped: bool = False) -> list[str]:
         """The iterator is over (exhausted, failed or collected): python-pkcs11 ends the module operation (for a
         search: C_FindObjectsFinal, which ends whatever search is active) and releases the session lock.
-        Returns the session whose lock it freed, if any. `failed`: the finishing call raised."""
+        Returns the session whose lock it freed, if any. `failed`: the finishing call raised; `dropped`: collected
+        before its end."""
         it.done = True
         session = self.sessions[it.session]
-        # A search that was ended under it (by a refused search) fails its C_FindObjects or C_FindObjectsFinal.
-        search_gone = it.kind == "search" and "search" not in session.ops
+        # A search ended under it (by a refused search) or on a closed session fails C_FindObjects(Final).
+        search_gone = it.kind == "search" and ("search" not in session.ops or not session.open)
         if it.kind == "search":
             self.end_search(session)
+        elif dropped and it.kind == "encrypt" and self.p.collected_generator_keeps_operation:
+            session.ops[it.kind] = ABANDONED  # nothing ends it: every later conflicting call meets it
         elif session.ops.get(it.kind) == it.ref:
             del session.ops[it.kind]
         if it.owner is not None and it.owner != actor and self.p.nonowner_finish_keeps_lock:

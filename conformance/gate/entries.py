@@ -40,12 +40,13 @@ class Side:
         return cls(record.outcome, canon(record.observed), record.reason, record.deviations, record.behaviour,
                    record.coverage is not None)
 
-    def signature(self) -> tuple[Any, ...]:
-        """What the system under test did, independent of declarations: the behaviour (an older file has none: its
-        outcome, declarations included, and reason's first line stand in) and, for a scripted check, the observed
-        value (an exploration's is compared point by point: observed_alike)."""
-        what = ((self.behaviour.kind, self.behaviour.detail) if self.behaviour is not None else
-                ("outcome", self.outcome, first_line(self.reason)))
+    def signature(self, by_outcome: bool = False) -> tuple[Any, ...]:
+        """What the system under test did, independent of declarations: the behaviour and, for a scripted check,
+        the observed value (an exploration's is compared point by point: observed_alike). `by_outcome`, for a file
+        written before signatures were recorded (and the side compared with it): the outcome, declarations
+        included, and the reason's first line stand in."""
+        what = (("outcome", self.outcome, first_line(self.reason)) if by_outcome or self.behaviour is None else
+                (self.behaviour.kind, self.behaviour.detail))
         return what if self.explored else (*what, json.dumps(self.observed, sort_keys=True))
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,8 +141,11 @@ class GateReport:
 
 
 def same_behaviour(bs: Side, cs: Side) -> bool:
-    """The same signature and, for explorations, the same value at every point both reached."""
-    return bs.signature() == cs.signature() and (not (bs.explored and cs.explored) or observed_alike(bs, cs)[0])
+    """The same signature and, for explorations, the same value at every point both reached. Where one file has
+    no signatures (written before they were recorded), both sides are compared by outcome."""
+    by_outcome = bs.behaviour is None or cs.behaviour is None
+    return (bs.signature(by_outcome) == cs.signature(by_outcome)
+            and (not (bs.explored and cs.explored) or observed_alike(bs, cs)[0]))
 
 
 def observed_alike(bs: Side, cs: Side) -> tuple[bool, str]:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import pkcs11
 import pytest
+from pkcs11 import KeyType
 
 from ..binding import session_handle
 from ..engine.params import Characterisation, Finding
@@ -82,17 +83,64 @@ def _failed_search(vendor: Any) -> dict[str, Finding]:
     if failed == OK:
         return {name: Finding(None, "not reached: the first search goes on after a second one is refused")}
     gc.collect()
+    free, how = _lock_free(session)
+    return {name: Finding(not free, f"after its next() raised {failed}, {how}")}
+
+
+def _lock_free(session: Any) -> tuple[bool, str]:
+    """Can another thread take the session's lock now? The lock itself where the binding lets it be seen (0.7,
+    0.8: Session._operation_lock), else a search on another thread (LOCK_WAIT_S, the last resort)."""
     lock = getattr(session, "_operation_lock", None)
     if lock is not None and hasattr(lock, "acquire"):
-        free = ThreadCall(lambda: lock.acquire(blocking=False) and (lock.release() or True), "characterise-lock")
-        got = bool(free.result(timeout=10))
-        return {name: Finding(not got, f"after its next() raised {failed}, another thread "
-                                       f"{'took' if got else 'could not take'} the session lock (_operation_lock)")}
+        got = bool(ThreadCall(lambda: lock.acquire(blocking=False) and (lock.release() or True),
+                              "characterise-lock").result(timeout=10))
+        return got, f"another thread {'took' if got else 'could not take'} the session lock (_operation_lock)"
     other = ThreadCall(lambda: len(list(session.get_objects(harness_objects(TAG)))), "characterise-after")
     if other.finished_within(LOCK_WAIT_S):
-        return {name: Finding(False, f"after its next() raised {failed}, a search on another thread ran")}
-    return {name: Finding(True, f"after its next() raised {failed}, a search on another thread did not get the "
-                                f"session lock in {LOCK_WAIT_S:.0f} s")}
+        return True, "a search on another thread ran"
+    return False, f"a search on another thread did not get the session lock in {LOCK_WAIT_S:.0f} s"
+
+
+def _generator_release(vendor: Any) -> dict[str, Finding]:
+    """A chunked encryption's generator: is the session lock free once its last item (the final block) is out, or
+    only at the next() that ends it?"""
+    name = "generator_releases_at_last_item"
+    session, key = _aes_key(vendor)
+    if key is None:
+        return {name: Finding(None, "not measured: the token cannot make a session AES key for AES-CBC-PAD")}
+    chunks = key.encrypt([b"a" * 32, b"b" * 32], mechanism_param=bytes(16))
+    for _ in range(3):  # two chunks, then the final block: the last item
+        next(chunks)
+    free, how = _lock_free(session)
+    result = {name: Finding(free, f"with the last item out and the generator not yet ended, {how}")}
+    for _ in chunks:  # ends it (and releases the lock where it is still held)
+        pass
+    return result
+
+
+def _aes_key(vendor: Any) -> tuple[Any, Any] | tuple[None, None]:
+    """(session, a session AES key on it), or (None, None) where the token cannot make one for AES-CBC-PAD."""
+    missing = vendor.missing_capabilities()
+    if "aes_keygen" in missing or "aes_cbc_pad" in missing:
+        return None, None
+    session = vendor.open_session()
+    return session, session.generate_key(KeyType.AES, 128, store=False)
+
+
+def _collected_generator(vendor: Any) -> dict[str, Finding]:
+    """A chunked encryption's generator collected unfinished: does its module operation end (0.9: cancelled), or
+    stay active for good (0.7, 0.8), so the session's next encryption meets it?"""
+    name = "collected_generator_keeps_operation"
+    _, key = _aes_key(vendor)
+    if key is None:
+        return {name: Finding(None, "not measured: the token cannot make a session AES key for AES-CBC-PAD")}
+    chunks = key.encrypt([b"a" * 32, b"b" * 32], mechanism_param=bytes(16))
+    next(chunks)
+    del chunks
+    gc.collect()
+    after = outcome_of(lambda: key.encrypt(b"x" * 16, mechanism_param=bytes(16)))
+    return {name: Finding(after == "OperationActive",
+                          f"after an unfinished encryption generator was collected, the next encrypt gave {after}")}
 
 
 def _failed_login(vendor: Any) -> dict[str, Finding]:
@@ -141,10 +189,13 @@ class ProbeFailed(RuntimeError):
 
 
 PROBES: tuple[Callable[[Any], dict[str, Finding]], ...] = (
-    _searches, _search_start, _failed_search, _failed_login, _nonowner_finish, _handle_reuse)
+    _searches, _search_start, _failed_search, _collected_generator, _generator_release, _failed_login,
+    _nonowner_finish, _handle_reuse)
 # What each probe measures, for its failure to be recorded against every parameter it would have set.
 MEASURES = {_searches: ("concurrent_searches", "refused_search_ends_active_search"),
             _search_start: ("search_starts_at_creation",), _failed_search: ("failed_search_keeps_lock",),
+            _collected_generator: ("collected_generator_keeps_operation",),
+            _generator_release: ("generator_releases_at_last_item",),
             _failed_login: ("failed_login_leaks_session",), _nonowner_finish: ("nonowner_finish_keeps_lock",),
             _handle_reuse: ("stale_session_handles",)}
 MEASURED = tuple(name for names in MEASURES.values() for name in names)
