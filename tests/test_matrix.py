@@ -194,3 +194,15 @@ def test_no_result_under_an_old_binding_is_the_harness_blamed_on_others(matrix) 
         results = json.loads(Path(run["results"]).read_text(encoding="utf-8"))["results"]
         assert not [r["check"] for r in results if r["outcome"] == "error"], run["binding"]
         assert run["exit_status"] in (0, 1), run
+
+
+def test_matrix_entries_round_trip() -> None:
+    """matrix.json's runs and gates: from_dict(to_dict(x)) gives x back, also through JSON."""
+    from conformance.matrix.runs import Neighbours
+
+    run = BindingRun("0.9.3", "/venv/bin/python", "/out/0.9.3/results.json", 1, 12.5)
+    gate = Neighbours("0.8.1", "0.9.3", 1, {"regressed": 1, "unchanged": 3},
+                      ({"check": "a", "vendor": "softhsm", "class": "regressed", "baseline": "passed",
+                        "candidate": "failed", "baseline_behaviour": None, "candidate_behaviour": None},))
+    assert BindingRun.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+    assert Neighbours.from_dict(json.loads(json.dumps(gate.to_dict()))) == gate

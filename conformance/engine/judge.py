@@ -81,8 +81,8 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
         # A call that never returned, waiting above the module where the model (advanced with what really
         # happened) has it wait on a lock: blocked — whether it was due to resume is judged where the model
         # releases that lock (a lock held for good, after an allowed outcome the plan did not assume, never is).
-        waiting = result.status == "hung" and result.inside is None and model.expect(step.actor, step).blocks
-        if result.status in ("crashed", "hung") and not waiting:  # a step's status (schedule.STATUSES)
+        waits_above = result.status == "hung" and result.inside is None and model.expect(step.actor, step).blocks
+        if result.status in ("crashed", "hung") and not waits_above:  # a step's status (schedule.STATUSES)
             status = result.status
             cause = trace.crashed or (result.evidence or "no return within the step timeout" if status == "hung" else "")
             # Blamed on the layer that step exercises (a provider call that dies is the provider's finding) —
@@ -96,7 +96,7 @@ def judge(schedule: Schedule, trace: Trace, model: Model) -> Verdict:
                 mismatches.append(Mismatch(i, ("the actor free",), "actor still inside an earlier call", "binding", RELEASE_RULE))
             break
         exp = model.expect(step.actor, step)
-        actual = BLOCKED if waiting else _initial(result)
+        actual = BLOCKED if waits_above else _initial(result)
         check(i, exp, actual)
         queue = deque(model.advance(i, step.actor, step, actual))
         while queue:

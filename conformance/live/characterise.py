@@ -26,6 +26,7 @@ from .probes import (OK, NotReached, ParkedThread, ThreadCall, harness_objects, 
 OBJECTS = 3
 TAG = "characterise"
 HANDLE_TRIES = 5
+TRIES = 3  # a probe the module answered with a pkcs11 error is run again, up to this many times in all
 # Where the binding hides its session lock, a search on another thread that has not run after this long is taken as
 # waiting on a lock held for good (a search on a token takes milliseconds; this is the last resort, after evidence).
 LOCK_WAIT_S = 10.0
@@ -205,12 +206,23 @@ def characterise(vendor: Any) -> Characterisation:
     """Run every probe, each on clean state (vendor.reset() before and after); never raises for a probe's sake."""
     findings: dict[str, Finding] = {}
     for probe in PROBES:
+        findings.update(_run(probe, vendor))
+    return Characterisation(findings)
+
+
+def _run(probe: Callable[[Any], dict[str, Finding]], vendor: Any) -> dict[str, Finding]:
+    """One probe; a pkcs11 error is retried (up to TRIES in all: a transient module error, such as SoftHSM 2.6's
+    C_Login racing another process's, must not leave one worker measuring other parameters than the next)."""
+    why = ""
+    for _ in range(TRIES):
         try:
             vendor.reset()
-            findings.update(probe(vendor))
-        except (pkcs11.exceptions.PKCS11Error, GroundTruthError, ProbeFailed, TimeoutError, pytest.skip.Exception) as exc:
+            return probe(vendor)
+        except pkcs11.exceptions.PKCS11Error as exc:
+            why = type(exc).__name__
+        except (GroundTruthError, ProbeFailed, TimeoutError, pytest.skip.Exception) as exc:
             why = str(getattr(exc, "msg", "") or exc) or type(exc).__name__
-            findings.update({name: Finding(None, f"not measured: {why}") for name in MEASURES[probe]})
+            break
         finally:
             vendor.reset()
-    return Characterisation(findings)
+    return {name: Finding(None, f"not measured: {why}") for name in MEASURES[probe]}

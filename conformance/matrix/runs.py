@@ -70,7 +70,12 @@ class Neighbours:
 
     def to_dict(self) -> dict[str, Any]:
         return {"from": self.baseline, "to": self.candidate, "regressions": self.regressions, "counts": self.counts,
-                "behaviour_changed": list(self.behaviour_changed)}
+                "behaviour_changed": [dict(c) for c in self.behaviour_changed]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Neighbours:
+        return cls(str(data["from"]), str(data["to"]), int(data["regressions"]), dict(data["counts"]),
+                   tuple(dict(c) for c in data["behaviour_changed"]))
 
 
 def run_binding(env: BindingEnvironment, out: Path, pytest_args: Sequence[str]) -> BindingRun:
@@ -80,10 +85,10 @@ def run_binding(env: BindingEnvironment, out: Path, pytest_args: Sequence[str]) 
     column.mkdir(parents=True, exist_ok=True)
     results = column / "results.json"
     started = time.monotonic()
-    proc = subprocess.run([env.python, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "conformance.checks",
-                           f"--conformance-json={results}", f"--conformance-html={column / 'report.html'}",
-                           f"--basetemp={column / 'tmp'}", *pytest_args],
-                          stdout=(column / "pytest.log").open("w"), stderr=subprocess.STDOUT)
+    with (column / "pytest.log").open("w", encoding="utf-8") as log:
+        proc = subprocess.run([env.python, "-m", "pytest", "-p", "no:cacheprovider", "--pyargs", "conformance.checks",
+                               f"--conformance-json={results}", f"--conformance-html={column / 'report.html'}",
+                               f"--basetemp={column / 'tmp'}", *pytest_args], stdout=log, stderr=subprocess.STDOUT)
     return BindingRun(env.version, env.python, str(results), proc.returncode, time.monotonic() - started)
 
 
