@@ -108,6 +108,9 @@ class Executor:
 
     @staticmethod
     def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+        # Ctrl-C must reach the main thread: a SIGINT the kernel handed to this thread would only be acted on when
+        # the main thread's wait for an answer ends (up to a check's timeout), not at once.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.put(line)
