@@ -333,6 +333,13 @@ def test_never(vendor):
 '''
 
 
+def _as_from_a_terminal() -> None:
+    """The run starts with SIGINT as a shell gives it (default action, not blocked): a signal state the test
+    worker inherited (a thread's blocked mask, an ignored disposition) must not decide whether Ctrl-C arrives."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _interrupted(directory: Path, shim: Shim, sig: signal.Signals) -> tuple[int, dict[str, Any], str]:
     """Run STUCK_CHECKS on the faulty vendor; once fake.stuck is inside the hanging C_SeedRandom, send `sig` to
     the inner pytest; its exit code, the results JSON left behind, and its output."""
@@ -342,7 +349,7 @@ def _interrupted(directory: Path, shim: Shim, sig: signal.Signals) -> tuple[int,
     # Own session: the executor child left behind by a SIGKILL is reaped with the group below.
     proc = subprocess.Popen(_command(directory, f"--vendor-file={profile}", "--check-timeout=60", "-p", "no:xdist"),
                             cwd=directory, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 60
         while not any("C_SeedRandom -> hang" in p.read_text(errors="replace")
