@@ -145,3 +145,12 @@ class locked:
     def __exit__(self, *exc: Any) -> None:
         fcntl.flock(self.fh, fcntl.LOCK_UN)
         self.fh.close()
+
+
+def shared_dir(tmp_path_factory, name: str) -> Path:
+    """A directory every xdist worker of this test run sees (beside the workers' own basetemps), for work made once
+    under locked() and read by all."""
+    base = tmp_path_factory.getbasetemp()
+    directory = (base.parent if base.name.startswith("popen-gw") else base) / name
+    directory.mkdir(exist_ok=True)
+    return directory

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from faults import build_breaker, locked as _locked
+from faults import build_breaker, locked as _locked, shared_dir
 from wrapped_profiles import broken_profile, run_checks
 
 from conformance.outcomes import BAD
@@ -48,10 +48,7 @@ def _outcomes(results: Path) -> Outcomes:
 
 @pytest.fixture(scope="module")
 def blame_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.getbasetemp()
-    directory = (base.parent if base.name.startswith("popen-gw") else base) / "blame"
-    directory.mkdir(exist_ok=True)
-    return directory
+    return shared_dir(tmp_path_factory, "blame")
 
 
 @pytest.fixture(scope="module")

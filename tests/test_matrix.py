@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from faults import locked as _locked
+from faults import locked as _locked, shared_dir
 
 from conformance.cli import main as cli
 from conformance.matrix.environments import BindingUnavailable, check_version, environment
@@ -86,10 +86,7 @@ def test_the_running_binding_needs_no_environment() -> None:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.getbasetemp()
-    directory = (base.parent if base.name.startswith("popen-gw") else base) / "matrix"
-    directory.mkdir(exist_ok=True)
-    return directory
+    return shared_dir(tmp_path_factory, "matrix")
 
 
 @pytest.fixture(scope="module")
