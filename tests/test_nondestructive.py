@@ -82,7 +82,8 @@ def listing(env: dict[str, str]) -> str:
 
 def test_full_run_leaves_the_token_as_found(partition, pytester, run_inner, load_json, monkeypatch):
     """Every check, two workers, on a token that is not disposable: its objects and flags afterwards are exactly
-    those before (the earlier run's leftover, and only it, swept), the run says so, and its results record it."""
+    those before (the earlier run's leftover, and only it, swept), the run says so, and its results record it;
+    no verdict depends on what the other worker did meanwhile (no check fails)."""
     profile, env = partition
     before = listing(env)
     assert "pkcs11-conformance-leftover" in before
@@ -91,7 +92,9 @@ def test_full_run_leaves_the_token_as_found(partition, pytester, run_inner, load
     result = run_inner(f"--vendor-file={profile}", "--pyargs", "conformance.checks", f"--conformance-json={out}",
                        f"--conformance-html={out.with_name('report.html')}", "-n", "2", "--step-timeout=3")
     console = "\n".join(result.outlines + result.errlines)
-    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), console
+    # The workers take turns on the one token (vendor/sharing.py): SoftHSM's file store, read by one process while
+    # another rewrites it, would otherwise fail whichever check happened to run at that moment.
+    assert result.ret == pytest.ExitCode.OK, console
     assert "partition: token left exactly as found" in console
     objects_before, flags_before = before.splitlines()
     objects_after, flags_after = listing(env).splitlines()

@@ -15,6 +15,7 @@ from ..executor.protocol import Limits
 from ..live.capabilities import one_shot_use
 from ..vendor.declarations import applicable, mark_for
 from ..vendor.runtime import VendorRuntime, VendorUnavailable, start
+from ..vendor.sharing import taking_turns
 from . import markers
 from .meta import meta_of, redacted, update
 from .state import STATE
@@ -29,10 +30,12 @@ def vendor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     name: str = request.param
     runtime = state.runtimes.get(name)
     if runtime is None:
-        # tmp_path_factory is per xdist worker, so each worker provisions its own token here.
+        # tmp_path_factory is per xdist worker, so each worker provisions its own token here; on a token that is
+        # not disposable the workers take turns (vendor/sharing.py).
         try:
-            runtime = start(state.profiles[name], tmp_path_factory.mktemp(f"vendor-{name}"), explicit=state.explicit,
-                            sut=state.sut_spec, trace=state.trace)
+            with taking_turns(state.profiles[name]):
+                runtime = start(state.profiles[name], tmp_path_factory.mktemp(f"vendor-{name}"),
+                                explicit=state.explicit, sut=state.sut_spec, trace=state.trace)
         except VendorUnavailable as exc:
             pytest.fail(str(exc), pytrace=False)
         state.runtimes[name] = runtime  # stopped in pytest_sessionfinish
@@ -47,7 +50,8 @@ def versions_of(runtime: VendorRuntime) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def _conformance_check(request: pytest.FixtureRequest) -> Iterator[None]:
     """Per check: the profile's skips, declared deviations and the destructive and risky guards (the child resets
-    the token before and after each check body)."""
+    the token before and after each check body). On a token that is not disposable the check has the token to
+    itself among this run's processes (vendor/sharing.py)."""
     meta = meta_of(request.node)
     if meta is None:
         yield
@@ -71,7 +75,8 @@ def _conformance_check(request: pytest.FixtureRequest) -> Iterator[None]:
         declared.append({"origin": origin, **deviation.to_dict()})
     if declared:
         update(request.node, deviations=meta.deviations + tuple(declared))
-    yield
+    with taking_turns(profile):
+        yield
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from ..vendor.preflight import PreflightFailed
 from ..vendor.preflight import run as preflight
 from ..vendor.profile import ProfileError, VendorProfile
 from ..vendor.registry import resolve
+from ..vendor.sharing import taking_turns
 from . import calltrace, markers, options
 from .behaviour import behaviour_of
 from .collector import ResultsCollector
@@ -193,7 +194,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None:
         return
     for runtime in state.runtimes.values():
-        runtime.stop()
+        with taking_turns(runtime.profile):  # the module's process closes its sessions as it goes
+            runtime.stop()
     state.runtimes.clear()
     collector = session.config.pluginmanager.get_plugin(COLLECTOR)
     if collector is not None and _postflight(session.config, state, collector):

@@ -20,6 +20,7 @@ from ..executor.parent import child_env
 from ..executor.timing import Explicit
 from ..pins import redact, redact_data
 from .profile import VendorProfile
+from .sharing import taking_turns
 
 TIMEOUT_S = 60.0
 
@@ -95,15 +96,25 @@ def run(profile: VendorProfile, workdir: Path, timeout: float = TIMEOUT_S, *, tr
 
 def _child(request: PreflightRequest) -> int:
     from .profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(request.profile)
+    except ProfileError as exc:
+        print(json.dumps(PreflightAnswer(error=str(exc)).to_dict()))
+        return 3
+    with taking_turns(profile):  # another process of this run, or another run, may be on the token
+        return _on_token(request, profile)
+
+
+def _on_token(request: PreflightRequest, profile: VendorProfile) -> int:
     from ..executor.parent import ExecutorError
     from ..live.integrity import Snapshot
     from .runtime import VendorUnavailable, start
 
     try:
-        profile = load_profile(request.profile)
         runtime = start(profile, Path(request.workdir), trace=request.trace, verify_login=not request.post,
                         sut=request.sut, explicit=request.explicit)
-    except (ProfileError, VendorUnavailable) as exc:
+    except VendorUnavailable as exc:
         print(json.dumps(PreflightAnswer(error=str(exc)).to_dict()))
         return 3
     post = request.post
