@@ -15,7 +15,7 @@ One test, in steps (one function, so `pytest tests -n 2` builds and installs onc
 4. From an empty directory, with an environment that names nothing in the repository (no PYTEST_* variables of
    this run, no PYTHONPATH, no PATH entry into the checkout) and a private XDG cache (so the tap is compiled from
    the installed tap.c), that venv's own `pytest`, with no test path argument:
-   a. `--vendor=softhsm`: the shipped disposable profile, 40 results, nothing failed, a finished results JSON and
+   a. `--vendor=softhsm`: the shipped disposable profile, 80 results, nothing failed, a finished results JSON and
       the HTML report in ./reports;
    b. `--vendor=<local>`: a SoftHSM token made here by hand with objects on it, described by ./vendors/NAME.toml
       (disposable = false, provisioning none, PIN from the environment): exit 0, "token left exactly as found", the
@@ -47,7 +47,7 @@ from test_nondestructive import LIST, PIN, SO_PIN, SOFTHSM
 REPO = Path(__file__).resolve().parent.parent
 PROFILE_NAME = "local-partition"
 PIN_VARIABLE = "WHEEL_PARTITION_PIN"
-CHECKS = 40  # the shipped checks, per vendor (README: "40 per vendor")
+CHECKS = 80  # the shipped checks, per vendor (README: "80 per vendor")
 
 # What a run needs besides the code, as paths inside the wheel (the package-data of pyproject.toml).
 DATA = ("conformance/report/templates/*.j2", "conformance/results/*.json", "conformance/vendor/binding.toml",

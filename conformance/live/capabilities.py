@@ -113,6 +113,15 @@ def require(vendor: Any, *caps: str) -> None:
             pytest.skip(f"token lacks {CAPABILITIES[cap]}: {missing[cap]}")
 
 
+def require_mechanism(vendor: Any, *mechanisms: Mechanism) -> None:
+    """Skip the check, naming the mechanism, unless the token lists every one of `mechanisms` (C_GetMechanismList;
+    in the executor child, where the check body runs)."""
+    listed = set(vendor.token.slot.get_mechanisms())
+    for mechanism in mechanisms:
+        if mechanism not in listed:
+            pytest.skip(f"the token does not list CKM_{mechanism.name}")
+
+
 def one_shot_use(vendor: Any) -> str:
     """The first of ONE_SHOT_USES the token supports."""
     missing = missing_of(vendor)

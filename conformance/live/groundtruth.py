@@ -68,6 +68,10 @@ class _TokenInfo(ctypes.Structure):
     ]
 
 
+class _MechanismInfo(ctypes.Structure):
+    _fields_ = [("ulMinKeySize", CK_ULONG), ("ulMaxKeySize", CK_ULONG), ("flags", CK_ULONG)]
+
+
 class _Info(ctypes.Structure):
     _fields_ = [
         ("cryptokiVersion", _Version),
@@ -84,6 +88,7 @@ _ORDER = FUNCTION_NAMES[:FUNCTION_NAMES.index("C_FindObjects") + 1]  # up to the
 _SIGNATURES = {
     "C_GetInfo": _FN(CK_RV, ctypes.POINTER(_Info)),
     "C_GetTokenInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_TokenInfo)),
+    "C_GetMechanismInfo": _FN(CK_RV, CK_ULONG, CK_ULONG, ctypes.POINTER(_MechanismInfo)),
     "C_CloseSession": _FN(CK_RV, CK_ULONG),
     "C_CloseAllSessions": _FN(CK_RV, CK_ULONG),
     "C_GetSessionInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_SessionInfo)),
@@ -108,6 +113,15 @@ class SessionInfo:
     state: SessionState
     rw: bool
     device_error: int
+
+
+@dataclass(frozen=True)
+class MechanismInfo:
+    """CK_MECHANISM_INFO as the module wrote it."""
+
+    min_key_size: int
+    max_key_size: int
+    flags: int
 
 
 @dataclass(frozen=True)
@@ -162,6 +176,16 @@ class GroundTruth:
         return {"manufacturer": text(info.manufacturerID), "description": text(info.libraryDescription),
                 "version": f"{info.libraryVersion.major}.{info.libraryVersion.minor}",
                 "cryptoki_version": f"{info.cryptokiVersion.major}.{info.cryptokiVersion.minor}"}
+
+    def mechanism_info(self, slot_id: int, mechanism: int, fill: int = 0) -> MechanismInfo:
+        """C_GetMechanismInfo into a CK_MECHANISM_INFO whose every byte is `fill` before the call: a module that
+        sets every field answers the same whatever the fill (one that only ORs bits into flags does not)."""
+        info = _MechanismInfo()
+        ctypes.memset(ctypes.byref(info), fill, ctypes.sizeof(info))
+        rv = self._functions["C_GetMechanismInfo"](slot_id, mechanism, ctypes.byref(info))
+        if rv != CKR_OK:
+            raise GroundTruthError(f"C_GetMechanismInfo returned {rv:#x}")
+        return MechanismInfo(info.ulMinKeySize, info.ulMaxKeySize, info.flags)
 
     def session_info(self, handle: int) -> SessionInfo | None:
         """C_GetSessionInfo; None when the handle is no longer a session (closed or invalid)."""
