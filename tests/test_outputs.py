@@ -26,16 +26,27 @@ def fake_report(nodeid: str, when: str, vendor: str = "softhsm", worker: str | N
 
 def test_progress_counts_checks_per_vendor_once() -> None:
     """Totals come from the collected check ids, per vendor; a second xdist worker's identical list is not added."""
-    progress = Progress(SimpleNamespace(pluginmanager=None), interval=3600)
+    progress = Progress(SimpleNamespace(pluginmanager=None), interval=3600, vendors=["softhsm"])
     ids = [CHECK.format("a"), CHECK.format("b"), "tests/test_other.py::test_c"]
     progress.pytest_xdist_node_collection_finished(None, ids)
     progress.pytest_xdist_node_collection_finished(None, ids)
     assert progress.total == {"softhsm": 2}
 
 
+def test_progress_counts_parametrized_checks_under_their_vendor() -> None:
+    """A parametrized check's id joins the vendor with its own parameters (test_one_shot[softhsm-spy-sha1]): it
+    counts under that vendor, the longest selected name that fits (softhsm-spy, not softhsm)."""
+    progress = Progress(SimpleNamespace(pluginmanager=None), interval=3600, vendors=["softhsm", "softhsm-spy"])
+    progress._count(["conformance/checks/test_digest.py::test_one_shot[softhsm-spy-sha1]",
+                     "conformance/checks/test_digest.py::test_one_shot[softhsm-sha1]",
+                     "conformance/checks/test_digest.py::test_one_shot[sha224-softhsm]",
+                     "conformance/checks/test_login.py::test_x[softhsm-spy]"])
+    assert progress.total == {"softhsm-spy": 2, "softhsm": 2}
+
+
 def test_progress_line_shows_done_and_running() -> None:
     """The line names each vendor's done/total and the tests running on each worker."""
-    progress = Progress(SimpleNamespace(pluginmanager=None), interval=3600)
+    progress = Progress(SimpleNamespace(pluginmanager=None), interval=3600, vendors=["softhsm"])
     progress._count([CHECK.format("a"), CHECK.format("b")])
     progress.pytest_runtest_logreport(fake_report(CHECK.format("a"), "setup", worker="gw0"))
     progress.pytest_runtest_logreport(fake_report(CHECK.format("a"), "teardown", worker="gw0"))

@@ -171,3 +171,15 @@ def test_opencryptoki_refuses_pin_lengths_before_starting_anything(tmp_path: Pat
     message = str(info.value)
     assert "token.user_pin" in message and "4-8" in message and "123456789" not in message
     assert stage.isolation is None and not stage.daemons
+
+
+def test_vendor_tools_run_without_our_pythonpath(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vendor's own tools (tpm2_ptool is a script on the system's python3) run without the PYTHONPATH that
+    leads the harness's Python children to its packages: with it, tpm2_ptool imported this environment's
+    `cryptography` and failed. The stage's own variables are kept."""
+    profile = _profile("softhsm")
+    monkeypatch.setenv("PYTHONPATH", "/harness/site-packages")
+    stage = Stage(profile=profile, workdir=tmp_path, module=profile.module or "", real_module=profile.module or "",
+                  env={"SOFTHSM2_CONF": "/x/softhsm2.conf"})
+    out = stage.run([sys.executable, "-c", "import os; print(os.environ.get('PYTHONPATH'), os.environ['SOFTHSM2_CONF'])"])
+    assert out.stdout.split() == ["None", "/x/softhsm2.conf"]

@@ -13,14 +13,29 @@ from typing import Any
 import pytest
 
 from .meta import carried_by
+from .state import STATE
 
 PROGRESS_INTERVAL_S = 10.0
-_VENDOR = re.compile(r"\[([^\]\[]+)\]$")
+_PARAMS = re.compile(r"\[([^\]\[]+)\]$")
+
+
+def vendor_in(nodeid: str, vendors: list[str]) -> str | None:
+    """The vendor a check's nodeid names: its parametrize id is the vendor's name, or that name joined with the
+    check's own parameters by "-" (test_one_shot[softhsm-spy-sha1]); the longest selected name that fits wins
+    (softhsm-spy over softhsm)."""
+    m = _PARAMS.search(nodeid)
+    if m is None:
+        return None
+    parts = m.group(1).split("-")
+    fits = [v for v in vendors if any(parts[i:i + len(v.split("-"))] == v.split("-") for i in range(len(parts)))]
+    return max(fits, key=len, default=None)
 
 
 class Progress:
-    def __init__(self, config: pytest.Config, interval: float = PROGRESS_INTERVAL_S) -> None:
+    def __init__(self, config: pytest.Config, interval: float = PROGRESS_INTERVAL_S,
+                 vendors: list[str] | None = None) -> None:
         self.config = config
+        self.vendors = vendors  # the selected vendors' names; by default the run's (config.stash)
         self.interval = interval
         self.total: dict[str, int] = {}
         self.done: dict[str, int] = {}
@@ -30,9 +45,13 @@ class Progress:
     def _count(self, nodeids: list[str]) -> None:
         if self.total:
             return  # every xdist worker collects the same items; count once
+        vendors = self.vendors
+        if vendors is None:
+            state = self.config.stash.get(STATE, None)
+            vendors = list(state.profiles) if state is not None else []
         for nodeid in nodeids:
-            if "checks/test_" in nodeid.replace("\\", "/") and (m := _VENDOR.search(nodeid)):
-                self.total[m.group(1)] = self.total.get(m.group(1), 0) + 1
+            if "checks/test_" in nodeid.replace("\\", "/") and (vendor := vendor_in(nodeid, vendors)):
+                self.total[vendor] = self.total.get(vendor, 0) + 1
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._count([item.nodeid for item in session.items])

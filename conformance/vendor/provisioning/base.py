@@ -107,13 +107,20 @@ class Stage:
     def launcher(self) -> tuple[str, ...]:
         return self.isolation.prefix if self.isolation is not None else ()
 
+    def tool_env(self) -> dict[str, str]:
+        """The environment for the vendor's own tools and daemons: this process's, without the PYTHONPATH that
+        leads our Python children to the harness's packages (tpm2_ptool is a script on the system's python3: with
+        it, it imported this environment's `cryptography`, which the system's tpm2-pytss cannot use), plus the
+        stage's variables."""
+        return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **self.env}
+
     def run(self, cmd: Sequence[str], *, input: str | None = None, timeout: float = 60.0, what: str | None = None,
             cwd: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a set-up tool inside the vendor's namespace and environment; a failure is a ProvisioningError
         naming the tool, with its last line of output (PINs redacted: tools echo their arguments)."""
         full = [*self.launcher, *cmd]
         try:
-            proc = subprocess.run(full, input=input, env={**os.environ, **self.env}, cwd=cwd or self.cwd,
+            proc = subprocess.run(full, input=input, env=self.tool_env(), cwd=cwd or self.cwd,
                                   capture_output=True, text=True, timeout=timeout)
         except FileNotFoundError:
             raise ProvisioningError(f"{cmd[0]} not found; install it ({what or 'see the profile'})") from None

@@ -130,7 +130,7 @@ class OpenCryptoki:
         # orphaned to init, which may leave it a zombie for seconds).
         with open(log, "ab") as out:
             proc = subprocess.Popen([*stage.launcher, slotd, "-f", "-l", str(log)], stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **stage.env},
+                                    stdout=out, stderr=subprocess.STDOUT, env=stage.tool_env(),
                                     start_new_session=True)
         # nsenter execs the daemon (no fork for mount/IPC namespaces): proc.pid is pkcsslotd's own PID.
         stage.add_daemon("pkcsslotd", proc.pid)

@@ -133,7 +133,7 @@ def _spawn(stage: Stage, name: str, argv: list[str], log: Path, pass_fd: int | N
     if pass_fd is not None:
         actions.append((os.POSIX_SPAWN_DUP2, pass_fd, 3))
     try:
-        pid = os.posix_spawnp(full[0], full, {**os.environ, **stage.env}, file_actions=actions)
+        pid = os.posix_spawnp(full[0], full, stage.tool_env(), file_actions=actions)
     except FileNotFoundError:
         raise ProvisioningError(f"{full[0]} not found; install it ({APT})") from None
     finally:
@@ -260,7 +260,7 @@ def _start_bus(stage: Stage, exe: str, work: Path) -> str:
 
 def _wait_getcap(stage: Stage, exe: str, abrmd: int, log: Path) -> None:
     """Poll tpm2_getcap through abrmd until the TPM answers (abrmd registers its bus name when it is ready)."""
-    env = {**os.environ, **stage.env}
+    env = stage.tool_env()
     deadline = time.monotonic() + READY_TIMEOUT
     detail = "no answer"
     while time.monotonic() < deadline:
