@@ -172,11 +172,16 @@ def _ctrl_socket() -> tuple[int, socket.socket]:
     a listening one): a worker racing us to P makes our swtpm fail to bind, and that is retried."""
     for _ in range(50):
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         if port >= 65535:
             continue
         ctrl = socket.socket()
+        # tpm2-abrmd's swtpm TCTI opens a connection per command: after a few runs thousands of them sit in
+        # TIME_WAIT on earlier swtpms' ports (31,000 here after a binding matrix), and a bind without SO_REUSEADDR
+        # then finds no free pair at all. TIME_WAIT entries do not stop a new listener with it.
+        ctrl.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             ctrl.bind(("127.0.0.1", port + 1))
             ctrl.listen(8)
