@@ -11,11 +11,13 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
 PIN, SO_PIN = "2468", "13572468"
+REPO = Path(__file__).resolve().parent.parent
 SOFTHSM = next((p for p in ("/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so")
                 if Path(p).exists()), None)
 
@@ -54,6 +56,20 @@ def test_set_pin(vendor):
 '''
 
 
+def softhsm_findings(checks: tuple[str, ...] = ("mechanism.info_sets_every_field",)) -> str:
+    """The shipped softhsm profile's declarations of what SoftHSM 2.6 itself does (a hand-made SoftHSM partition
+    shows the same findings), as [[deviations]] TOML for a profile written here."""
+    shipped = tomllib.loads((REPO / "conformance" / "profiles" / "softhsm.toml").read_text(encoding="utf-8"))
+    out = []
+    for deviation in shipped["deviations"]:
+        if deviation["check"] in checks:
+            fields = "".join(f"{k} = {json.dumps(v)}\n" for k, v in deviation.items() if k != "versions")
+            versions = ", ".join(f"{k} = {json.dumps(v)}" for k, v in deviation.get("versions", {}).items())
+            out.append(f"[[deviations]]\n{fields}versions = {{ {versions} }}\n")
+    assert len(out) == len(checks), f"the shipped softhsm profile no longer declares all of {checks}"
+    return "".join(out)
+
+
 @pytest.fixture
 def partition(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A SoftHSM token standing in for a real partition: made once, outside the harness, with objects on it."""
@@ -71,7 +87,7 @@ def partition(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         'name = "partition"\n'
         f'[module]\npath = "{SOFTHSM}"\nenv = {{ SOFTHSM2_CONF = "{conf}" }}\n'
         '[token]\nlabel = "partition"\nuser_pin = "env:PARTITION_PIN"\ndisposable = false\n'
-        '[provisioning]\nkind = "none"\n')
+        '[provisioning]\nkind = "none"\n' + softhsm_findings())
     return profile, env
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from test_nondestructive import LIST, PIN, SO_PIN, SOFTHSM
+from test_nondestructive import LIST, PIN, SO_PIN, SOFTHSM, softhsm_findings
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILE_NAME = "local-partition"
@@ -253,7 +253,7 @@ def test_installed_wheel_runs_disposable_and_non_disposable_profiles_from_an_emp
         'description = "a hand-made SoftHSM token standing in for a production partition"\n'
         f'[module]\npath = "{SOFTHSM}"\nenv = {{ SOFTHSM2_CONF = "{conf}" }}\n'
         f'[token]\nlabel = "partition"\nuser_pin = "env:{PIN_VARIABLE}"\ndisposable = false\n'
-        '[provisioning]\nkind = "none"\n', encoding="utf-8")
+        '[provisioning]\nkind = "none"\n' + softhsm_findings(), encoding="utf-8")
     shutil.rmtree(here / "reports")
     proc = run([*pytest_args, f"--vendor={PROFILE_NAME}"], here, {**env, PIN_VARIABLE: PIN})
     assert proc.returncode == 0, console(proc)
