@@ -8,7 +8,8 @@ import pytest
 
 from ..binding import session_handle
 from .test_operations import DATA, OBJECTS, open_search, partly_encrypted
-from ..live.probes import OK, ParkedThread, ThreadCall, make_data_objects, outcome_of, search_started_by_get_objects
+from ..live.probes import (OK, NotReached, ParkedThread, ThreadCall, make_data_objects, outcome_of,
+                          search_failed_under_its_iterator, search_started_by_get_objects)
 
 
 @pytest.mark.check("release.search_iterator_gc", layer="binding", spec="python-pkcs11 docs, Concurrency")
@@ -97,22 +98,18 @@ def test_iterator_collected_by_other_thread(vendor, limits):
 @pytest.mark.concurrency
 def test_failed_search_releases_lock(vendor, limits):
     """Docs: the lock "is not released until the iterator is consumed (or garbage collected)" — consumed includes
-    an iterator whose search ended under it (a refused second search ended it, operation.refused_search_keeps_
-    active_search): once its next item has failed, another thread's search on the session must get the lock."""
-    session = vendor.open_session()
-    make_data_objects(session, OBJECTS)
-    it = open_search(session)
-    if outcome_of(lambda: list(session.get_objects(DATA))) != "OperationActive":
-        pytest.skip("the module runs a second search instead of refusing it, so no search ends under its iterator")
-    failed = outcome_of(lambda it=it: list(it))
-    if failed == OK:
-        pytest.skip("the first search goes on after a refused one, so its iterator does not fail")
-    del it
-    gc.collect()
-    after = ThreadCall(lambda: len(list(session.get_objects(DATA))), "after")
+    an iterator whose search ended under it (by a refused second search, operation.refused_search_keeps_active_
+    search, or where the module runs two searches at once, by closing its session): once its next item has failed,
+    another thread's search on the session must get the lock (or fail at once on a closed session)."""
+    try:
+        ended = search_failed_under_its_iterator(vendor, "obj", OBJECTS)  # DATA finds them
+    except NotReached as exc:
+        pytest.skip(f"no search ends under its iterator: {exc}")
+    after = ThreadCall(lambda: outcome_of(lambda: list(ended.session.get_objects(DATA))), "after")
     # On failure the probe thread stays parked on the lock for good; it is a daemon and holds nothing else.
     assert after.finished_within(limits.step_timeout), (
-        f"the session lock stayed held after the iterator's next item failed ({failed})")
+        f"the session lock stayed held after the iterator's next item failed ({ended.failed}; the search was ended "
+        f"by {ended.how_ended})")
 
 
 @pytest.mark.check("binding.search_start", layer="binding", spec="python-pkcs11 docs, Concurrency")

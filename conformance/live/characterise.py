@@ -21,7 +21,7 @@ from ..binding import session_handle
 from ..engine.params import Characterisation, Finding
 from .groundtruth import GroundTruthError
 from .probes import (OK, NotReached, ParkedThread, ThreadCall, harness_objects, make_data_objects, outcome_of,
-                     search_started_by_get_objects, sessions_left_by_a_refused_login)
+                     search_failed_under_its_iterator, search_started_by_get_objects, sessions_left_by_a_refused_login)
 
 OBJECTS = 3
 TAG = "characterise"
@@ -71,21 +71,14 @@ def _search_start(vendor: Any) -> dict[str, Finding]:
 
 
 def _failed_search(vendor: Any) -> dict[str, Finding]:
-    """A search ended under its iterator (by a refused second search): its next() fails; is the session's lock
-    free afterwards? The lock itself where the binding lets it be seen (0.7, 0.8: Session._operation_lock), else
-    a search on another thread."""
+    """A search ended under its iterator: its next() fails; is the session's lock free afterwards?"""
     name = "failed_search_keeps_lock"
-    session = vendor.open_session()
-    make_data_objects(session, OBJECTS, tag=TAG)
-    first = _search(session)
-    if outcome_of(lambda: list(session.get_objects(harness_objects(TAG)))) != "OperationActive":
-        return {name: Finding(None, "not reached: the module runs a second search")}
-    failed = outcome_of(lambda: list(first))
-    if failed == OK:
-        return {name: Finding(None, "not reached: the first search goes on after a second one is refused")}
-    gc.collect()
-    free, how = _lock_free(session)
-    return {name: Finding(not free, f"after its next() raised {failed}, {how}")}
+    try:
+        ended = search_failed_under_its_iterator(vendor, TAG, OBJECTS)
+    except NotReached as exc:
+        return {name: Finding(None, f"not reached: {exc}")}
+    free, how = _lock_free(ended.session)
+    return {name: Finding(not free, f"ended by {ended.how_ended}, its next() raised {ended.failed}; then {how}")}
 
 
 def _lock_free(session: Any) -> tuple[bool, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pkcs11
@@ -162,3 +164,45 @@ def search_started_by_get_objects(vendor: Any, session: Any, template: Any) -> b
     started = vendor.ground_truth.search_active(handle)
     del it
     return started
+
+
+@dataclass(frozen=True)
+class FailedSearch:
+    """A search whose next() failed because the search was ended under its iterator (child-side, never serialised)."""
+
+    session: Any  # the searched session, its lock as the binding left it
+    failed: str  # what the iterator's next() raised (outcome_of)
+    how_ended: str
+    keep: Any = field(repr=False)  # the session holding the searched objects stays open while this lives
+
+
+def search_failed_under_its_iterator(vendor: Any, tag: str, count: int = 3) -> FailedSearch:
+    """End a started search under its iterator and let the iterator's next() fail: by a refused second search where
+    the module refuses one (it ends the first), else by closing the search's session (a module that runs two searches
+    at once never ends the first; C_FindObjects on a closed session fails on every module). The second route
+    searches on a session not logged in through, so its close calls no C_Logout. NotReached if the iterator goes on.
+    The session's lock is then as the binding left it: the caller tests it (the iterator is collected here)."""
+    owner = vendor.open_session()
+    make_data_objects(owner, count, tag=tag)
+    template = harness_objects(tag)
+
+    def started(session: Any) -> Any:
+        it = session.get_objects(template)
+        next(it)  # C_FindObjectsInit runs at the first next() (0.9 and later; at creation before)
+        return it
+
+    first = started(owner)
+    if outcome_of(lambda: list(owner.get_objects(template))) == "OperationActive":
+        session, how = owner, "a refused second search"
+    else:  # the second search ran and may have disturbed the first: search again where only a close can end it
+        first = None  # dropped: its finaliser ends its search now
+        gc.collect()
+        session, how = vendor.open_session(login=False), "closing its session"
+        first = started(session)
+        session.close()
+    failed = outcome_of(lambda it=first: list(it))
+    if failed == OK:
+        raise NotReached(f"the search goes on after {how}")
+    first = None  # collected: the lock is as the binding leaves it after a failed next() and collection
+    gc.collect()
+    return FailedSearch(session, failed, how, owner)
