@@ -85,6 +85,13 @@ def main(path: str, label: str, pin: str) -> dict[str, object]:
     out["objects_left_in_module_after_first_item"] = fn.pending(handle(s))
     del it
 
+    # Whether get_objects() takes a batch size (C_FindObjects' ulMaxObjectCount) at all.
+    s = fresh()
+    try:
+        out["get_objects_takes_batch_size"] = len(list(s.get_objects(TEMPLATE, batch_size=2))) > 0
+    except TypeError:
+        out["get_objects_takes_batch_size"] = False
+
     # A refused second search, and what it does to the first (and to the session's lock).
     s = fresh()
     first = s.get_objects(TEMPLATE)

@@ -20,6 +20,9 @@ def broken_teardown():
 
 @pytest.mark.check("fake.passes", layer="module", spec="x")
 def test_passes(vendor, observe):
+    import os
+    print("a check body that prints")  # must not land among the module process's answers
+    os.write(1, b"nor what the module writes to fd 1\\n")
     observe({"seen": ["ok", 1]})
 
 

@@ -96,6 +96,23 @@ def test_rv_names_read_like_the_spec():
     assert rv_name(0x90) == "CKR_OPERATION_ACTIVE" and rv_name(0x12345) == "CKR 0x12345"
 
 
+def test_a_refusal_the_binding_has_no_class_for_is_named_by_its_ckr():
+    """Issue 13: "every CKR a module returns that python-pkcs11 maps only to a generic PKCS11Error is recorded by
+    name" — the binding's "Unmapped error code 0x1b" becomes PKCS11Error(CKR_ACTION_PROHIBITED); a mapped class and
+    a generic error without a code keep their class name."""
+    import pkcs11
+
+    from conformance.live.probes import outcome_of, refusal_name
+
+    def refuse(exc):
+        raise exc
+
+    assert outcome_of(lambda: refuse(pkcs11.exceptions.PKCS11Error("Unmapped error code 0x1b"))) == (
+        "PKCS11Error(CKR_ACTION_PROHIBITED)")
+    assert refusal_name(pkcs11.exceptions.GeneralError()) == "GeneralError"
+    assert refusal_name(pkcs11.exceptions.PKCS11Error("Failed to cancel operation")) == "PKCS11Error"
+
+
 TAP_SCRIPT = '''
 import sys, threading, time
 import pkcs11

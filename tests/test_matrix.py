@@ -154,6 +154,8 @@ def expected_changes(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
         out.add("binding.failed_login_closes_session")
     if differs("finish_on_other_thread"):
         out |= {"release.iterator_consumed_by_other_thread", "release.iterator_collected_by_other_thread"}
+    if differs("get_objects_takes_batch_size"):  # a check only about batch sizes skips where there are none
+        out.add("search.batch_sizes")
     if differs("second_search") or differs("first_search_after_refusal"):
         out |= {"operation.search_then_search_same_thread", "operation.refused_search_keeps_active_search"}
     return out
@@ -166,6 +168,7 @@ def test_the_probe_finds_the_binding_differences_and_none_in_the_module(probes) 
         old, new = by_version["0.8.1"], by_version["0.10.1"]
         assert old["search_starts_at_get_objects"] and not new["search_starts_at_get_objects"], vendor
         assert not old["lock_free_after_failed_search"] and new["lock_free_after_failed_search"], vendor
+        assert not old["get_objects_takes_batch_size"] and new["get_objects_takes_batch_size"], vendor
         assert {v["module_reuses_handles"] for v in by_version.values()} == {vendor == "opencryptoki"}, vendor
 
 

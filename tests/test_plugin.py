@@ -131,7 +131,9 @@ def test_passing_check_is_passed(inner_run):
 
 
 def test_observed_value_lands_in_result(inner_run):
-    """The value given to the observe fixture is the result's "observed"; checks that observe nothing have null."""
+    """The value given to the observe fixture is the result's "observed"; checks that observe nothing have null.
+    fake.passes prints (and writes to fd 1) first: the module process's answers have a stdout of their own, so
+    what a check body or the module prints shifts no answer (it once moved every later check's value by one)."""
     results = inner_run("fakes").by_check()
     assert results["fake.passes"]["observed"] == {"seen": ["ok", 1]}
     assert results["fake.fails"]["observed"] is None

@@ -4,7 +4,8 @@ search and login rules — a deviation is named with the answer that set the sta
 from __future__ import annotations
 
 from conformance.engine.rawspec import (
-    GENERAL_ERROR, OK, OPERATION_ACTIVE, SESSION_HANDLE_INVALID, USER_ALREADY_LOGGED_IN, RawCall, judge_calls,
+    GENERAL_ERROR, OK, OPERATION_ACTIVE, SESSION_HANDLE_INVALID, USER_ALREADY_LOGGED_IN, RawCall, RawJudge,
+    judge_calls,
 )
 
 H, SLOT = 7, 1
@@ -118,3 +119,14 @@ def test_a_search_refused_during_a_crypto_operation_is_allowed():
               RawCall("C_FindObjectsInit", H, OPERATION_ACTIVE), RawCall("C_FindObjectsFinal", H, 0x91)]
     assert judge_calls(during) is None
     assert judge_calls([opened(), RawCall("C_FindObjectsInit", H, OPERATION_ACTIVE)]) is not None
+
+
+def test_the_modules_own_failure_is_blamed_only_for_its_command():
+    """§5.1.1: CKR_GENERAL_ERROR is the module's own failure, for the command it answered in; a later command the
+    module answers by the rules is judged clean (an earlier check provoked the error on purpose: SoftHSM answers a
+    bad padding so); a broken state rule stays the module's for every later command."""
+    judge = RawJudge()
+    assert judge.feed([opened(), RawCall("C_Decrypt", H, GENERAL_ERROR)]) is not None
+    assert judge.feed([opened(8), *search(8)]) is None
+    judge.feed([opened(9), *search(9), RawCall("C_FindObjectsInit", 9, OPERATION_ACTIVE)])
+    assert judge.feed([opened(10), *search(10)]) is not None

@@ -1,5 +1,5 @@
 """Random numbers as applications ask for them: Session.generate_random (C_GenerateRandom) and seed_random
-(C_SeedRandom); PKCS#11 v3.0 §5.15."""
+(C_SeedRandom); PKCS#11 v3.0 §5.19."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from ..live.probes import OK, outcome_of
 LENGTHS = (1, 2, 15, 16, 17, 32, 1024, 65536)  # bytes: one, around an AES block, a key's worth, large
 
 
-@pytest.mark.check("random.lengths", layer="module", spec="PKCS#11 v3.0 §5.15 C_GenerateRandom")
+@pytest.mark.check("random.lengths", layer="module", spec="PKCS#11 v3.0 §5.19 C_GenerateRandom")
 def test_lengths(vendor):
-    """C_GenerateRandom "generates random or pseudo-random data" of the length asked for (v3.0 §5.15): every
+    """C_GenerateRandom "generates random or pseudo-random data" of the length asked for (v3.0 §5.19): every
     length from one byte to 64 KiB comes back that long, and two 32-byte draws differ."""
     session = vendor.open_session(login=False)
     short = {n: len(session.generate_random(8 * n)) for n in LENGTHS}
@@ -20,7 +20,7 @@ def test_lengths(vendor):
     assert session.generate_random(256) != session.generate_random(256), "two 32-byte draws were equal"
 
 
-@pytest.mark.check("random.seed", layer="module", spec="PKCS#11 v3.0 §5.15 C_SeedRandom, CKR_RANDOM_SEED_NOT_SUPPORTED")
+@pytest.mark.check("random.seed", layer="module", spec="PKCS#11 v3.0 §5.19 C_SeedRandom, CKR_RANDOM_SEED_NOT_SUPPORTED")
 def test_seed(vendor, observe):
     """C_SeedRandom "mixes additional seed material into the token's random number generator"; a token may
     answer CKR_RANDOM_SEED_NOT_SUPPORTED or CKR_RANDOM_NO_RNG. Characterises which; random data is still given

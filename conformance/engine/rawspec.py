@@ -148,7 +148,7 @@ class RawState:
 
 class RawJudge:
     """The module judged command by command (a check, a schedule, a stress round), as its calls come: the first
-    deviation is kept. In a command where two calls overlapped, nothing from the overlap on counts, and the state is
+    deviation is kept (a broken state rule for good; the module's own failure only for its command). In a command where two calls overlapped, nothing from the overlap on counts, and the state is
     learnt afresh from the next command on."""
 
     def __init__(self) -> None:
@@ -158,6 +158,12 @@ class RawJudge:
 
     def feed(self, command: Iterable[RawCall]) -> RawDeviation | None:
         segment = list(command)
+        if self.deviation is not None and self.deviation.rule is OWN_RULE:
+            # The module's own failure (CKR_GENERAL_ERROR & co.) answers one call of one command and leaves no state
+            # the rules follow wrong: it takes the blame for the command it came in, not for every later one (a
+            # crypto check provokes it on purpose: SoftHSM answers a bad padding with CKR_GENERAL_ERROR, and a
+            # binding finding much later must stay the binding's). What the module holds after it is learnt afresh.
+            self.deviation, self.state = None, RawState()
         if self.deviation is None:
             serial = _serial_prefix(segment)
             self.deviation = _first_deviation(segment[:serial], self.state, self.calls)

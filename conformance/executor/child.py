@@ -35,7 +35,7 @@ from .runner import run_schedule
 from .waiting import Watchdog
 from .stress import run_calls, run_stress
 
-_STDOUT = sys.stdout.fileno()
+_STDOUT = sys.stdout.fileno()  # until main() gives the protocol a private copy (_own_stdout)
 _WRITING = threading.Lock()
 RESTART_EXIT = 3  # the parent reads a dead child as crashed; this one only says threads are stuck for good
 BROKEN_EXIT = 5  # after a Broken answer
@@ -160,8 +160,18 @@ def _die_with_parent() -> None:
         os._exit(4)
 
 
+def _own_stdout() -> None:
+    """The answers get a private copy of stdout, and fd 1 then goes to stderr: whatever a check body, a library or
+    the module itself (C printf) prints never lands between two answers (it shifted every later answer by one)."""
+    global _STDOUT
+    _STDOUT = os.dup(sys.stdout.fileno())
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+
 def main() -> int:
     _die_with_parent()
+    _own_stdout()
     host: ModuleHost | None = None
     for line in sys.stdin:
         command = decode_command(line)

@@ -55,7 +55,8 @@ class ModuleHost:
         # The module judged on its own answers, command by command, as this process makes them (rawjudge.py).
         self.raw_judge = RawJudge()
         self.raw_complete = True  # False once a command made more calls than the tap's log keeps
-        self.live = LiveVendor(self.lib, self.token, self.ground_truth, init.pin, init.name, calls=self.calls)
+        self.live = LiveVendor(self.lib, self.token, self.ground_truth, init.pin, init.name, calls=self.calls,
+                               disposable=init.disposable)
         self.pin = init.pin
         self.sut_spec = init.sut
         self.factory: ProviderFactory | None = load_factory(init.sut) if init.sut else None

@@ -65,6 +65,7 @@ class ChildInit(Wire):
     sut: str = ""  # --sut MODULE:FACTORY, made in this process for provider scenarios and stress
     sys_path: tuple[str, ...] = ()  # pytest's sys.path: the child imports checks and the --sut module as pytest did
     evidence: str | None = None  # the tap watching the module's calls (live/calls.py); None: timing only
+    disposable: bool = False  # the profile's: checks may leave token objects (run-tagged, destroyed after the check)
 
 
 # --- commands (pytest process -> module's process) --------------------------------------------------------------

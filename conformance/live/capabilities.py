@@ -116,7 +116,7 @@ def require(vendor: Any, *caps: str) -> None:
 def require_mechanism(vendor: Any, *mechanisms: Mechanism) -> None:
     """Skip the check, naming the mechanism, unless the token lists every one of `mechanisms` (C_GetMechanismList;
     in the executor child, where the check body runs)."""
-    listed = set(vendor.token.slot.get_mechanisms())
+    listed = vendor.mechanisms()
     for mechanism in mechanisms:
         if mechanism not in listed:
             pytest.skip(f"the token does not list CKM_{mechanism.name}")

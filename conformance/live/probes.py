@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -13,6 +14,7 @@ from pkcs11 import ObjectClass
 from pkcs11.constants import Attribute
 
 from ..binding import session_handle
+from ..engine.cryptoki import rv_name
 from ..labels import label
 
 OK = "ok"
@@ -20,12 +22,24 @@ OK = "ok"
 
 
 def outcome_of(call: Callable[[], Any]) -> str:
-    """'ok', or the class name of the PKCS#11 exception the call raised (other exceptions propagate)."""
+    """'ok', or the class name of the PKCS#11 exception the call raised (other exceptions propagate); a return value
+    the binding has no exception class for ("Unmapped error code 0x..." in a bare PKCS11Error) by its CKR name:
+    PKCS11Error(CKR_ACTION_PROHIBITED)."""
     try:
         call()
     except pkcs11.exceptions.PKCS11Error as exc:
-        return type(exc).__name__
+        return refusal_name(exc)
     return OK
+
+
+def refusal_name(exc: BaseException) -> str:
+    """The name a refusal is recorded by: its exception class, with the CKR where the class is the generic one."""
+    name = type(exc).__name__
+    unmapped = _UNMAPPED.search(str(exc)) if type(exc) is pkcs11.exceptions.PKCS11Error else None
+    return f"{name}({rv_name(int(unmapped.group(1), 16))})" if unmapped else name
+
+
+_UNMAPPED = re.compile(r"Unmapped error code (0x[0-9a-fA-F]+)")
 
 
 class ThreadCall:
@@ -84,6 +98,23 @@ class ParkedThread(ThreadCall):
 # What a token answers when it does not support an object or operation the checks build on.
 REFUSED = (pkcs11.exceptions.AttributeValueInvalid, pkcs11.exceptions.TemplateInconsistent,
            pkcs11.exceptions.FunctionNotSupported, pkcs11.exceptions.AttributeTypeInvalid)
+
+
+def message(n: int) -> bytes:
+    """n bytes of a fixed, non-repeating-per-block pattern: the payload checks digest, sign and encrypt."""
+    return bytes((i * 7 + 3) % 256 for i in range(n))
+
+
+def private_flag(vendor: Any) -> bool:
+    """CKA_PRIVATE for the data objects of a check: public where the token makes public data objects, else private
+    (tpm2-pkcs11 refuses public ones); a skip naming both where it makes neither."""
+    missing = vendor.missing_capabilities()
+    if "public_data_objects" not in missing:
+        return False
+    if "private_data_objects" not in missing:
+        return True
+    pytest.skip(f"token makes no session data objects: public {missing['public_data_objects']}, "
+                f"private {missing['private_data_objects']}")
 
 
 def harness_objects(tag: str = "obj") -> dict[Any, Any]:

@@ -7,7 +7,7 @@ and several vendors whose modules cannot share a process run side by side in one
 from __future__ import annotations
 
 import gc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .groundtruth import GroundTruth
@@ -23,7 +23,16 @@ class LiveVendor:
     pin: str
     name: str = ""
     _missing: dict[str, str] | None = None
+    _mechanisms: frozenset[Any] | None = None
     calls: Any = None  # the tap's view of the calls (live/calls.py ModuleCalls), or None: no tap in the stack
+    disposable: bool = False  # the profile's: token objects may be made (live/keys.py), destroyed at reset
+    token_objects: set[str] = field(default_factory=set)  # labels of token objects this check made
+
+    def mechanisms(self) -> frozenset[Any]:
+        """The mechanisms the token lists (C_GetMechanismList, asked once: checks skip on what is missing)."""
+        if self._mechanisms is None:
+            self._mechanisms = frozenset(self.token.slot.get_mechanisms())
+        return self._mechanisms
 
     def missing_capabilities(self) -> dict[str, str]:
         """capability -> why the token lacks it (probed once, on first use)."""
@@ -49,7 +58,10 @@ class LiveVendor:
         on a token that keeps session objects past their session, also destroy the harness's objects."""
         gc.collect()
         self.ground_truth.close_all_sessions(self.slot_id)
-        if "session_objects_end" in self.missing_capabilities():
+        if "session_objects_end" in self.missing_capabilities() or self.token_objects:
             from .integrity import sweep_token
 
-            sweep_token(self.token, self.pin)  # this run's objects
+            # this run's objects (those of a token that keeps session objects), else the check's token objects
+            sweep_token(self.token, self.pin,
+                        labels=None if "session_objects_end" in self.missing_capabilities() else self.token_objects)
+            self.token_objects.clear()

@@ -26,9 +26,8 @@ def vendor_in(nodeid: str, vendors: list[str]) -> str | None:
     m = _PARAMS.search(nodeid)
     if m is None:
         return None
-    parts = m.group(1).split("-")
-    fits = [v for v in vendors if any(parts[i:i + len(v.split("-"))] == v.split("-") for i in range(len(parts)))]
-    return max(fits, key=len, default=None)
+    ids = f"-{m.group(1)}-"
+    return max((v for v in vendors if f"-{v}-" in ids), key=len, default=None)
 
 
 class Progress:

@@ -119,6 +119,7 @@ def start(profile: VendorProfile, workdir: Path, *, explicit: Explicit = Explici
             name=profile.name, module=provisioned.module, module_shown=module, real_module=module,
             ground_truth=provisioned.ground_truth, env=dict(provisioned.env), token_label=provisioned.token_label,
             token_uri=provisioned.token_uri, pin=pin, sut=sut, evidence=provisioned.evidence,
+            disposable=profile.disposable,
             sys_path=tuple(p for p in sys.path if p),  # so the child imports the --sut module and checks as we did
         )
         executor = Executor(init, workdir / "executor", derive(None, explicit).limits, launcher=provisioned.launcher,
