@@ -148,8 +148,9 @@ class RawState:
 
 class RawJudge:
     """The module judged command by command (a check, a schedule, a stress round), as its calls come: the first
-    deviation is kept (a broken state rule for good; the module's own failure only for its command). In a command where two calls overlapped, nothing from the overlap on counts, and the state is
-    learnt afresh from the next command on."""
+    deviation is kept (a broken state rule for good; the module's own failure only for its command). In a command
+    where two calls overlapped, nothing from the overlap on counts, and the state is learnt afresh from the next
+    command on."""
 
     def __init__(self) -> None:
         self.state = RawState()
