@@ -37,6 +37,16 @@ def session_handle(session: Any) -> int:
                        "(Session.handle since 0.9.1, Session._handle in 0.7 and 0.8, Session._identity() in 0.9.0)")
 
 
+def object_handle(obj: Any) -> int:
+    """The CK_OBJECT_HANDLE behind a pkcs11 Object: `Object.handle` (0.9 and later), `Object._handle` (0.7, 0.8)."""
+    for name in ("handle", "_handle"):
+        value = getattr(obj, name, None)
+        if isinstance(value, int):
+            return value
+    raise BindingLacks(f"python-pkcs11 {binding_version()} exposes no object handle on {type(obj).__name__} "
+                       "(Object.handle since 0.9, Object._handle in 0.7 and 0.8)")
+
+
 def batched_search(session_type: Any = None) -> bool:
     """get_objects(batch_size=) exists (0.9.0 and later) on the binding's Session (or on `session_type`)."""
     import inspect

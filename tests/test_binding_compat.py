@@ -6,7 +6,7 @@ from __future__ import annotations
 import pkcs11
 import pytest
 
-from conformance.binding import BindingLacks, search_objects, session_handle
+from conformance.binding import BindingLacks, object_handle, search_objects, session_handle
 from conformance.live.groundtruth import GroundTruthError
 from conformance.outcomes import PACKAGE, HarnessFault, describe, ours
 
@@ -37,6 +37,24 @@ def test_session_handle_missing_says_what_and_since_when() -> None:
     """Where no spelling is there, BindingLacks names what is missing and the releases that have it."""
     with pytest.raises(BindingLacks, match=r"exposes no session handle.*since 0\.9\.1"):
         session_handle(object())
+
+
+class Object09:  # 0.9 and later: a `handle` property
+    handle = 21
+
+
+class Object07:  # 0.7 and 0.8: a plain Python attribute
+    def __init__(self) -> None:
+        self._handle = 22
+
+
+@pytest.mark.parametrize("obj, handle", [(Object09(), 21), (Object07(), 22)], ids=["0.9+", "0.7-0.8"])
+def test_object_handle_on_every_release(obj: object, handle: int) -> None:
+    """The object handle ground truth reads attributes with (CKA_ALLOWED_MECHANISMS, which python-pkcs11 does not
+    decode): `Object.handle` since 0.9, `Object._handle` before; neither is BindingLacks naming both."""
+    assert object_handle(obj) == handle
+    with pytest.raises(BindingLacks, match=r"exposes no object handle.*Object\.handle since 0\.9"):
+        object_handle(object())
 
 
 class Search09:  # 0.9.0 and later

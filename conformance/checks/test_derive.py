@@ -18,20 +18,12 @@ from pkcs11.exceptions import PKCS11Error
 
 from ..live.capabilities import require_mechanism
 from ..live.keys import CURVES as FIELD_BYTES
-from ..live.keys import ec_pair
+from ..live.keys import READABLE, ec_pair
+from ..live.probes import refusal_name as refusal  # a CKR the binding has no class for: by its name
 
 CURVES = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}
-# The derived key readable, so its value can be compared (v3.0 §4.9: CKA_VALUE of a sensitive or unextractable
-# key cannot be revealed).
-READABLE = {Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True}
-
-
-def refusal(exc: PKCS11Error) -> str:
-    """The python-pkcs11 exception class; for a CKR the binding does not map, the code it gives."""
-    name = type(exc).__name__
-    if type(exc) is PKCS11Error and exc.args:
-        return f"{name}: {exc.args[0]}"
-    return name
+# Derived keys are made READABLE, so their value can be compared (v3.0 §4.9: CKA_VALUE of a sensitive or
+# unextractable key cannot be revealed).
 
 
 def exchange(vendor: Any, curve: str, what: str) -> tuple[Any, bytes, bytes]:

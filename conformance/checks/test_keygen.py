@@ -23,6 +23,7 @@ from ..binding import binding_version
 from ..labels import label
 from ..live.capabilities import require_mechanism
 from ..live.keys import rsa_pair, secret_key
+from ..live.probes import refusal_name as refusal  # a CKR the binding has no class for: by its name
 
 AES_BITS = (128, 192, 256)
 RSA_BITS = (2048, 3072, 4096)
@@ -51,12 +52,6 @@ ASKED = {"secret": {"ENCRYPT": True, "DECRYPT": True, "SIGN": True, "VERIFY": Tr
          "public": {"ENCRYPT": True, "WRAP": True, "VERIFY": True}}
 
 
-def refusal(exc: PKCS11Error) -> str:
-    """The python-pkcs11 exception class; for a CKR the binding does not map, the code it gives."""
-    name = type(exc).__name__
-    if type(exc) is PKCS11Error and exc.args:
-        return f"{name}: {exc.args[0]}"
-    return name
 
 
 def read(obj: Any, name: str) -> Any:

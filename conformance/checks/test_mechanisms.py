@@ -4,10 +4,16 @@ changed several min/max key sizes) shows in the gate as a changed value."""
 
 from __future__ import annotations
 
-import pytest
-from pkcs11 import Mechanism, MechanismFlag
+import ctypes
+import sys
 
+import pytest
+from pkcs11 import Attribute, Mechanism, MechanismFlag
+
+from ..binding import object_handle, session_handle
+from ..engine.cryptoki import rv_name
 from ..live.capabilities import require_mechanism
+from ..live.keys import rsa_pair
 
 # check id suffix -> mechanism: the ones python-pkcs11 applications use for keys, signatures, ciphers and digests
 MECHANISMS = {
@@ -61,3 +67,23 @@ def test_info_sets_every_field(vendor, observe):
     assert not partial, (f"C_GetMechanismInfo leaves fields of CK_MECHANISM_INFO as the caller's buffer had them for "
                          f"{', '.join('CKM_' + m for m in partial)}: python-pkcs11 (uninitialised struct) then reports "
                          "garbage flags")
+
+
+@pytest.mark.check("mechanism.allowed_for_rsa_key", layer="module",
+                   spec="PKCS#11 v3.0 §4.7.2 CKA_ALLOWED_MECHANISMS (common key attributes)")
+def test_allowed_for_rsa_key(vendor, observe):
+    """CKA_ALLOWED_MECHANISMS: "a list of mechanisms allowed to be used with this key" (v3.0 §4.7.2). Which a
+    module gives a generated RSA-2048 private key is its choice, and an upgrade that narrows it breaks applications
+    (tpm2-pkcs11 1.9.2 dropped CKM_SHA1_RSA_PKCS): characterised, as mechanism names (or the CKR of a refused read).
+    Read through ctypes: python-pkcs11 decodes no CK_MECHANISM_TYPE_PTR attribute in any release."""
+    session = vendor.open_session()
+    _, private = rsa_pair(vendor, session, 2048, what="allowed-mechanisms")
+    raw = vendor.ground_truth.attribute(session_handle(session), object_handle(private), Attribute.ALLOWED_MECHANISMS)
+    if isinstance(raw, int):
+        observe(rv_name(raw))
+        return
+    size = ctypes.sizeof(ctypes.c_ulong)
+    assert len(raw) % size == 0, f"CKA_ALLOWED_MECHANISMS is {len(raw)} bytes: no array of CK_MECHANISM_TYPE"
+    values = [int.from_bytes(raw[i:i + size], sys.byteorder) for i in range(0, len(raw), size)]
+    known = {int(m): m.name for m in Mechanism}
+    observe(sorted(known.get(v, f"{v:#x}") for v in values))

@@ -82,6 +82,10 @@ class _Info(ctypes.Structure):
     ]
 
 
+class _Attribute(ctypes.Structure):
+    _fields_ = [("type", CK_ULONG), ("pValue", ctypes.c_void_p), ("ulValueLen", CK_ULONG)]
+
+
 _FN = ctypes.CFUNCTYPE
 # CK_FUNCTION_LIST: a CK_VERSION, then function pointers in the order of PKCS#11 v2.40 §5 (pkcs11f.h).
 _ORDER = FUNCTION_NAMES[:FUNCTION_NAMES.index("C_FindObjects") + 1]  # up to the last one ground truth calls
@@ -94,6 +98,7 @@ _SIGNATURES = {
     "C_GetSessionInfo": _FN(CK_RV, CK_ULONG, ctypes.POINTER(_SessionInfo)),
     "C_Login": _FN(CK_RV, CK_ULONG, CK_ULONG, ctypes.c_char_p, CK_ULONG),
     "C_Logout": _FN(CK_RV, CK_ULONG),
+    "C_GetAttributeValue": _FN(CK_RV, CK_ULONG, CK_ULONG, ctypes.POINTER(_Attribute), CK_ULONG),
     "C_FindObjects": _FN(CK_RV, CK_ULONG, ctypes.POINTER(CK_ULONG), CK_ULONG, ctypes.POINTER(CK_ULONG)),
 }
 CKU_USER = 1
@@ -186,6 +191,20 @@ class GroundTruth:
         if rv != CKR_OK:
             raise GroundTruthError(f"C_GetMechanismInfo returned {rv:#x}")
         return MechanismInfo(info.ulMinKeySize, info.ulMaxKeySize, info.flags)
+
+    def attribute(self, session: int, obj: int, attribute: int) -> bytes | int:
+        """C_GetAttributeValue of one attribute as the module gives it (its bytes), or the CK_RV that refused it:
+        for the attributes python-pkcs11 cannot decode (CKA_ALLOWED_MECHANISMS, in every release)."""
+        template = _Attribute(attribute, None, 0)
+        rv = self._session_call("C_GetAttributeValue", session, obj, ctypes.byref(template), 1)
+        if rv != CKR_OK:
+            return rv
+        if template.ulValueLen == CK_UNAVAILABLE_INFORMATION:  # CKR_OK with no value: the spec says it cannot be
+            raise GroundTruthError(f"C_GetAttributeValue({attribute:#x}) returned CKR_OK and no length")
+        value = (ctypes.c_ubyte * template.ulValueLen)()
+        template.pValue = ctypes.cast(value, ctypes.c_void_p)
+        rv = self._session_call("C_GetAttributeValue", session, obj, ctypes.byref(template), 1)
+        return rv if rv != CKR_OK else bytes(value[:template.ulValueLen])
 
     def session_info(self, handle: int) -> SessionInfo | None:
         """C_GetSessionInfo; None when the handle is no longer a session (closed or invalid)."""
