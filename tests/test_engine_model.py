@@ -396,16 +396,18 @@ def test_every_step_a_family_offers_has_a_row() -> None:
 
 
 def test_every_operation_kind_has_a_concurrency_rule() -> None:
-    """CONCURRENT answers for every module operation a call or generator starts, with or without a search active,
-    and each point it names is a ModelParams field (the outcomes that pass)."""
+    """CONCURRENT answers for every module operation a call or generator starts while any operation that stays
+    active between steps (a search, a generator) runs, and each parameter it names is a ModelParams field (the
+    outcomes that pass)."""
     from dataclasses import fields
 
-    from conformance.engine.vocabulary import CONCURRENT, ITEMS, ONE_SHOT
+    from conformance.engine.vocabulary import CONCURRENT, GENERATORS, ITEMS, ONE_SHOT
 
     kinds = {c.kind for c in ONE_SHOT.values()} | set(ITEMS)
-    assert {(k, s) for k in kinds for s in (False, True)} == set(CONCURRENT)
-    points = {point for point, _ in CONCURRENT.values() if point is not None}
-    assert points <= {f.name for f in fields(ModelParams)}
+    assert {(k, a) for k in kinds for a in ("search", *GENERATORS)} == set(CONCURRENT)
+    params = {o.param for o in CONCURRENT.values() if o.param is not None}
+    assert params <= {f.name for f in fields(ModelParams)}
+    assert all((o.param is None) == (o.point is None) for o in CONCURRENT.values())
 
 
 def test_provider_use_is_predicted_as_the_call_it_makes() -> None:

@@ -186,11 +186,23 @@ def test_slow_module_call_within_timeout_passes(faulty_run: Run):
 
 def test_checks_after_faults_run_on_fresh_children(faulty_run: Run):
     """"the run completes": after each crash or hang the faulty vendor's next check runs on a fresh module
-    process and passes (without xdist: the first child and one more for each of the 4 dead ones)."""
+    process and passes (without xdist: the first child and one more for each of the 4 dead ones, and three for the
+    capability probe — C_SignInit aborts the whole probe, then the SHA256-HMAC one probed alone, and the process
+    that answered the last lone probe is replaced by one that starts with the settled capabilities)."""
     assert faulty_run.record("fake.runs_after")["outcome"] == "passed"
     if faulty_run.mode == "serial":
         children = faulty_run.children("faulty")
-        assert len(children) == 5, children
+        assert len(children) == 5 + 3, children
+
+
+def test_a_capability_probe_that_crashes_the_module_is_a_missing_capability(faulty_run: Run):
+    """A module that dies in one capability's try (C_SignInit aborts: hmac_sign) does not make the vendor
+    unavailable: each capability is then probed alone, the one that took the process down is missing for that
+    reason, and the others are what the module can do."""
+    missing = faulty_run.doc["vendors"]["faulty"]["capabilities_missing"]
+    assert "took the module's process down" in missing.get("hmac_sign", ""), missing
+    assert "SIGABRT" in missing["hmac_sign"]
+    assert not {"aes_keygen", "aes_cbc_pad", "aes_cbc", "sha256_digest"} & set(missing), missing
 
 
 def test_other_vendor_is_untouched(faulty_run: Run):

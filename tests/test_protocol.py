@@ -23,7 +23,7 @@ from conformance.executor.protocol import (
 INIT = ChildInit(name="softhsm", module="/lib/tap.so", module_shown="/lib/softhsm.so", real_module="/lib/softhsm.so",
                  ground_truth="/lib/tap.so", env={"SOFTHSM2_CONF": "/tmp/c"}, token_label="t", token_uri=None,
                  pin="s3cret-pin", sut="conformance.refsession:reference_session", sys_path=("/a", "/b"),
-                 evidence="/lib/tap.so")
+                 evidence="/lib/tap.so", capabilities={"hmac_sign": "the token does not list SHA256_HMAC"})
 SCHEDULE = Schedule("operations", 2, (Step(0, "open", {"ref": "s0", "login": False}),
                                       Step(1, "search", {"ref": "it0", "session": "s0", "batch": 2}, True, (0,))))
 COMMAND_EXAMPLES: list[Wire] = [
@@ -40,6 +40,7 @@ COMMAND_EXAMPLES: list[Wire] = [
     Sweep(),
     SutCheck(),
     ProbeCapabilities(),
+    ProbeCapabilities(only=("hmac_sign",)),
     Characterise(),
     LoginCheck(),
     MeasureFloor(100),

@@ -6,7 +6,8 @@ import pkcs11
 import pytest
 from pkcs11 import KeyType, Mechanism
 
-from ..live.capabilities import require
+from ..live.capabilities import missing_of, require
+from ..live.stepkeys import mac_key, signed, verified
 from ..live.probes import OK, ThreadCall, harness_objects, make_data_objects, outcome_of
 
 DATA = harness_objects()  # only the objects the check made: a real token has data objects of its own
@@ -104,3 +105,56 @@ def test_encrypt_generator_then_encrypt(vendor):
     with pytest.raises(pkcs11.exceptions.OperationActive):
         key.encrypt(b"x" * 16, mechanism_param=iv)
     del chunks
+
+
+# --- two operations on one session: UG §4.1's dual-function pairs -------------------------------------------------
+
+BLOCKS = bytes(range(32))  # AES-CBC decrypts any whole blocks: no ciphertext needs making first
+IV = bytes(16)
+# What an application starts while a generator is partly consumed, as the one call it makes: (capabilities it
+# needs beyond the generator's, the call on (session, AES key, (HMAC key, its value))).
+STARTS = {
+    "digest": (("sha256_digest",), lambda s, key, mac: s.digest(b"conformance", mechanism=Mechanism.SHA256)),
+    "encrypt": ((), lambda s, key, mac: key.encrypt(b"x" * 16, mechanism_param=IV)),
+    "decrypt": ((), lambda s, key, mac: key.decrypt(BLOCKS, mechanism=Mechanism.AES_CBC, mechanism_param=IV)),
+    "sign": (("hmac_sign",), lambda s, key, mac: signed(*mac)),
+    "verify": (("hmac_sign",), lambda s, key, mac: verified(*mac)),
+}
+GENERATORS = {
+    "encrypt": lambda key: key.encrypt([BLOCKS] * 3, mechanism_param=IV),
+    "decrypt": lambda key: key.decrypt([BLOCKS] * 3, mechanism=Mechanism.AES_CBC, mechanism_param=IV),
+}
+
+
+@pytest.mark.check("operation.second_operation_during_generator", layer="module",
+                   spec="PKCS#11 UG v2.40 §4.1, §2.6.7; v3.0 §5.1.6")
+def test_second_operation_during_generator(vendor, observe):
+    """UG §4.1: "A given session can have 0, 1, or 2 operations active at a time ... those two operations must be one
+    of the four following pairs of operations: digesting and encryption; decryption and digesting; signing and
+    encryption; decryption and verification"; v3.0 §5.1.6 leaves to the module which combinations prevent a new
+    operation. With a chunked encryption or decryption partly consumed, characterises what each kind of operation
+    started on the same session gives ("START during ACTIVE": ok or the exception) — the concurrency scenarios judge
+    the same points — and checks that a refused one leaves the generator running to its end (§5.1.6: the *new*
+    operation could not start). Same-kind pairs must be refused (UG §4.1)."""
+    require(vendor, "aes_keygen", "aes_cbc_pad", "aes_cbc")
+    missing = missing_of(vendor)
+    found, broken = {}, {}
+    for active, make in GENERATORS.items():
+        for start, (needs, call) in STARTS.items():
+            if any(cap in missing for cap in needs):
+                continue
+            session = vendor.open_session()
+            key = session.generate_key(KeyType.AES, 128, store=False)
+            mac = mac_key(session) if "hmac_sign" in needs else None
+            chunks = make(key)
+            next(chunks)
+            pair = f"{start} during {active}"
+            found[pair] = outcome_of(lambda: call(session, key, mac))
+            if (rest := outcome_of(lambda: len(list(chunks)))) != OK:
+                broken[pair] = rest
+            del chunks
+            session.close()
+    observe(found)
+    assert not broken, f"the generator failed after the second operation: {broken}"
+    assert all(found[f"{kind} during {kind}"] == "OperationActive" for kind in GENERATORS), found
+    assert set(found.values()) <= {OK, "OperationActive"}, found

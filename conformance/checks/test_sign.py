@@ -285,6 +285,31 @@ def test_hmac_sha256_multi_part(vendor):
         "multi-part C_VerifyUpdate/C_VerifyFinal refuses the right SHA256-HMAC")
 
 
+TRIES = 5  # a wrong MAC is tried this often: the answer of one module (NSS) depends on its earlier errors
+
+
+@pytest.mark.check("sign.hmac_wrong_mac", layer="module",
+                   spec="PKCS#11 v3.0 §5.15 C_Verify, §5.1.6 CKR_SIGNATURE_INVALID, CKR_SIGNATURE_LEN_RANGE")
+def test_hmac_wrong_mac(vendor, observe):
+    """A changed MAC does not verify: "CKR_SIGNATURE_INVALID ... the signature is invalid", CKR_SIGNATURE_LEN_RANGE
+    "solely on the basis of its length" (v3.0 §5.1.6); python-pkcs11's verify answers False for either. Tries a
+    SHA256-HMAC with one byte flipped, one a byte short and one all zeros, each TRIES times; characterises the
+    CKRs the module gives each (the exceptions python-pkcs11 raises from C_Verify)."""
+    session = vendor.open_session()
+    key = hmac_key(vendor, session, "sign-hmac-wrong")
+    mac = hmac.new(key[Attribute.VALUE], MESSAGE, hashlib.sha256).digest()
+    wrong = {"flipped": mac[:-1] + bytes([mac[-1] ^ 0x01]), "truncated": mac[:-1], "zeros": bytes(len(mac))}
+    seen = {how: sorted({raw_verify(key, MESSAGE, sig, Mechanism.SHA256_HMAC) for _ in range(TRIES)})
+            for how, sig in sorted(wrong.items())}
+    observe(seen)
+    accepted = [how for how, results in seen.items() if OK in results]
+    assert not accepted, f"C_Verify accepts a {' and a '.join(accepted)} SHA256-HMAC"
+    other = {how: results for how, results in seen.items()
+             if not set(results) <= {"SignatureInvalid", "SignatureLenRange"}}
+    assert not other, f"C_Verify of a changed MAC gives {other}, not CKR_SIGNATURE_INVALID or _LEN_RANGE"
+    assert key.verify(MESSAGE, mac, mechanism=Mechanism.SHA256_HMAC), "after the refused ones, the right MAC fails"
+
+
 # --- EdDSA --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.check("sign.eddsa", layer="module",

@@ -14,7 +14,9 @@ from .schedule import Step
 
 MAX_SESSIONS = 3
 MAX_ITERATORS = 3
-USES = ("digest", "random", "search", "encrypt", "encrypt_gen", "attribute")
+USES = ("digest", "random", "search", "encrypt", "encrypt_gen", "decrypt_gen", "sign", "attribute")
+GENERATOR_STEPS = ("encrypt_gen", "decrypt_gen")
+CALLS = ("digest", "random", "encrypt", "find_all", "decrypt", "sign", "verify")  # simplest (earliest) first
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,8 @@ def _operations_candidates(m: Model, actor: int, n: dict[str, int]) -> list[Step
     for s in m.open_sessions():
         if len(m.iters) < MAX_ITERATORS:
             out += [Step(actor, "search", {"ref": _new(n, "it"), "session": s, "batch": b}) for b in (10, 1, 2)]
-            out.append(Step(actor, "encrypt_gen", {"ref": _new(n, "it"), "session": s}))
-        out += [Step(actor, op, {"session": s}) for op in ("digest", "random", "encrypt", "find_all")]
+            out += [Step(actor, op, {"ref": _new(n, "it"), "session": s}) for op in GENERATOR_STEPS]
+        out += [Step(actor, op, {"session": s}) for op in CALLS]
     out += [Step(actor, "close", {"session": s}) for s in m.open_sessions()]
     return out
 
@@ -80,7 +82,7 @@ def _release_candidates(m: Model, actor: int, n: dict[str, int]) -> list[Step]:
     for s in m.open_sessions():
         if len(m.iters) < MAX_ITERATORS:
             out.append(Step(actor, "search", {"ref": _new(n, "it"), "session": s, "batch": 10}))
-            out.append(Step(actor, "encrypt_gen", {"ref": _new(n, "it"), "session": s}))
+            out += [Step(actor, op, {"ref": _new(n, "it"), "session": s}) for op in GENERATOR_STEPS]
         out += [Step(actor, "find_all", {"session": s}), Step(actor, "close", {"session": s})]
     return out
 

@@ -32,9 +32,9 @@ class Model(ModelState):
         """
         spec = OPS.get(step.op)
         if spec is not None and spec.reads_key is not None:
-            session = spec.reads_key(self, step)
-            if session is not None and session.open:  # read (and cached) even if the call then blocks or fails
-                session.key_typed = True
+            read = spec.reads_key(self, step)
+            if read is not None and read[0].open:  # read (and cached) even if the call then blocks or fails
+                read[0].keys_typed.add(read[1])
         if outcome == BLOCKED:
             target = self.lock_target(actor, step)
             if target is not None:

@@ -19,10 +19,13 @@ ACTIVE = "raises:OperationActive"
 @dataclass(frozen=True)
 class ModelParams:
     # --- module: implementation-defined (characterised; any allowed outcome passes and is recorded) ------------
-    # UG v2.40 §2.6.7 / §4.1: one operation per session, with dual-function pairs allowed where the token says so.
+    # UG v2.40 §2.6.7 / §4.1: one operation per session, with dual-function pairs allowed where the token says so;
+    # v3.0 §5.1.6 leaves to the module which combinations of active operations prevent a new one. Which pair each
+    # field covers: vocabulary.CONCURRENT (the answer is recorded per pair, e.g. digest_during_encrypt).
     crypto_during_search: frozenset[str] = frozenset({OK, ACTIVE})
     search_during_crypto: frozenset[str] = frozenset({OK, ACTIVE})
-    digest_during_encrypt: frozenset[str] = frozenset({OK, ACTIVE})
+    dual_function_pair: frozenset[str] = frozenset({OK, ACTIVE})  # digest+encrypt, decrypt+digest, sign+encrypt, ...
+    other_crypto_pair: frozenset[str] = frozenset({OK, ACTIVE})  # encrypt+decrypt, sign+decrypt, verify+encrypt
     random_during_operation: frozenset[str] = frozenset({OK, ACTIVE})
     # v3.0 §5.6.8 / §5.1.6: a second C_Login may be refused (CKR_USER_ALREADY_LOGGED_IN) or accepted.
     second_login: frozenset[str] = frozenset({OK, "raises:UserAlreadyLoggedIn"})
@@ -45,6 +48,9 @@ class ModelParams:
     # A chunked encryption's generator releases the session lock with its last item (0.9 and later), not at the
     # next() after it that ends the generator (0.7, 0.8: the final block is yielded inside the lock).
     generator_releases_at_last_item: bool = True
+    # The same two for a chunked decryption's generator (measured apart: the binding could treat them differently).
+    collected_decrypt_generator_keeps_operation: bool = False
+    decrypt_generator_releases_at_last_item: bool = True
     # --- module findings a scripted check pins down (measured too); exploration then leaves those steps out ----
     # The module runs a second search on a session instead of refusing it (operation.search_then_search_same_thread).
     concurrent_searches: bool = False

@@ -10,7 +10,9 @@ from typing import Callable
 
 from .params import ACTIVE, OK
 from .schedule import Step
-from .vocabulary import ANY, BLOCKED, CONCURRENT, INVALID, KEYED, LOCK_RULE, Call, Expectation, IterM, SessionM, _one
+from .vocabulary import (
+    ANY, BLOCKED, COMBINATION_RULE, CONCURRENT, INVALID, KEYED, LOCK_RULE, Call, Expectation, IterM, SessionM, _one,
+)
 
 from .state import ABANDONED
 from .state import ModelState as Model  # the handlers read and change the model's state only
@@ -19,7 +21,7 @@ ABANDONED_RULE = "UG v2.40 §2.6.7: an operation its generator left unfinished, 
 
 Predict = Callable[[Model, int, Step], Expectation]
 Apply = Callable[[Model, int, Step, str], list[str]]  # -> the sessions whose lock the step freed
-KeyRead = Callable[[Model, Step], "SessionM | None"]
+KeyRead = Callable[[Model, Step], "tuple[SessionM, str] | None"]  # the session, and which of its keys (KEYED)
 
 
 def unchanged(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
@@ -30,7 +32,8 @@ def unchanged(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
 class OpSpec:
     predict: Predict
     apply: Apply = unchanged  # never given BLOCKED: the model parks a blocked call on its lock itself
-    # The session whose key the step reads first, whatever its outcome (python-pkcs11 caches Key.key_type).
+    # The session and key (KEYED) whose type the step reads first, whatever its outcome (python-pkcs11 caches
+    # Key.key_type).
     reads_key: KeyRead | None = None
 
 
@@ -41,7 +44,7 @@ EXHAUSTED_RULE = "an exhausted generator stays exhausted"
 CLOSED_UNDER_RULE = "v3.0 §5.1.2: the session was closed under the iterator"
 CLOSED_SESSION_RULES = frozenset({INVALID_RULE, CLOSED_UNDER_RULE})  # the module's rules on a closed handle
 NOT_INITIALIZED_RULE = "v3.0 §5.7.8 CKR_OPERATION_NOT_INITIALIZED: no search is active"
-LAZY_RULE = "python-pkcs11: get_objects()/encrypt() of an iterable return lazy generators"
+LAZY_RULE = "python-pkcs11: get_objects() and encrypt()/decrypt() of an iterable return lazy generators"
 
 
 def fixed(outcome: str, layer: str, rule: str) -> Callable[..., Expectation]:
@@ -100,16 +103,20 @@ def meets_active(m: Model, session: SessionM, kind: str | None) -> Expectation:
         # What the module does with an operation the binding left behind (a collected generator's, before 0.9)
         # when another kind starts is not what the concurrency points characterise: either answer, unrecorded.
         return Expectation(frozenset({OK, ACTIVE}), "module", ABANDONED_RULE)
-    point, rule = CONCURRENT[(kind, "search" in session.ops)]
-    if point is None:
-        return Expectation(frozenset({ACTIVE}), "module", rule)
-    return Expectation(getattr(m.p, point), "module", rule, point)
+    if kind in session.ops:
+        return Expectation(frozenset({ACTIVE}), "module", CONCURRENT[(kind, kind)].rule)
+    if len(session.ops) > 1:  # two already active (a module that allows the pair): a combination, unrecorded
+        return Expectation(frozenset({OK, ACTIVE}), "module", COMBINATION_RULE)
+    overlap = CONCURRENT[(kind, next(iter(session.ops)))]
+    if overlap.param is None:
+        return Expectation(frozenset({ACTIVE}), "module", overlap.rule)
+    return Expectation(getattr(m.p, overlap.param), "module", overlap.rule, overlap.point)
 
 
 def starting(m: Model, actor: int, session: SessionM, call: Call, early: str = INVALID_RULE) -> Expectation:
     """A call starting its module operation. On a closed session it fails before the lock when it takes none or
     must first read an uncached key type (`early` names that rule), else once it has waited for the lock."""
-    if not session.open and (not call.locks or (call.kind in KEYED and not session.key_typed)):
+    if not session.open and (not call.locks or (call.kind in KEYED and KEYED[call.kind] not in session.keys_typed)):
         return Expectation(INVALID, "module", early)
     if call.locks and session.lock_owner is not None and session.lock_owner != actor:
         return _one(BLOCKED, "binding", LOCK_RULE)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from .params import ACTIVE, OK
 from .schedule import Step
 from .vocabulary import (
-    ENDS_WITH_LAST_ITEM, INVALID, ITEMS, KEYED, LOCK_RULE, ONE_SHOT, USE, USE_VALUES, Call, Expectation, IterM,
-    SessionM, _one,
+    GENERATORS, INVALID, ITEMS, KEYED, LOCK_RULE, ONE_SHOT, USE, USE_VALUES, Call, Expectation, IterM, SessionM,
+    _one,
 )
 
 from .state import ModelState as Model  # the handlers read and change the model's state only
@@ -66,15 +66,16 @@ def _predict_state(m: Model, actor: int, step: Step, session: SessionM) -> Expec
                 "UG v2.40 §2.6.5: all of an application's sessions share its login state")
 
 
-# --- one-shot calls: digest, random, encrypt, find_all -------------------------------------------------------------
+# --- one-shot calls: digest, random, encrypt, decrypt, sign, verify, find_all ------------------------------------
 
 
 def _predict_call(m: Model, actor: int, step: Step, session: SessionM) -> Expectation:
     return starting(m, actor, session, ONE_SHOT[step.op])
 
 
-def _session_key(m: Model, step: Step) -> SessionM | None:
-    return m.sessions.get(step.args["session"])
+def _session_key(m: Model, step: Step) -> tuple[SessionM, str] | None:
+    session = m.sessions.get(step.args["session"])
+    return None if session is None else (session, KEYED[ONE_SHOT[step.op].kind])
 
 
 def _apply_find_all(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
@@ -101,10 +102,11 @@ def _refused_search(m: Model, actor: int, session: SessionM, outcome: str) -> No
 
 
 def _ends_with_last_item(m: Model, it: IterM) -> bool:
-    return it.kind in ENDS_WITH_LAST_ITEM and m.p.generator_releases_at_last_item
+    generator = GENERATORS.get(it.kind)
+    return generator is not None and getattr(m.p, generator.releases_at_last_item)
 
 
-# --- generators: search, encrypt_gen (lazy), then next, consume, drop ----------------------------------------------
+# --- generators: search, encrypt_gen, decrypt_gen (lazy), then next, consume, drop --------------------------------
 
 
 _predict_generator = fixed(OK, "binding", LAZY_RULE)
@@ -138,9 +140,11 @@ def _makes(kind: str) -> Apply:
     return apply
 
 
-def _first_use_key(m: Model, step: Step) -> SessionM | None:
+def _first_use_key(m: Model, step: Step) -> tuple[SessionM, str] | None:
     it = m.iters.get(step.args["iterator"])
-    return m.sessions.get(it.session) if it is not None and it.kind in KEYED and not it.started else None
+    if it is None or it.kind not in KEYED or it.started or it.session not in m.sessions:
+        return None
+    return m.sessions[it.session], KEYED[it.kind]
 
 
 def _predict_next(m: Model, actor: int, it: IterM, session: SessionM) -> Expectation:
@@ -322,10 +326,14 @@ OPS: dict[str, OpSpec] = {
     "digest": OpSpec(on_session(_predict_call)),
     "random": OpSpec(on_session(_predict_call)),
     "encrypt": OpSpec(on_session(_predict_call), reads_key=_session_key),
+    "decrypt": OpSpec(on_session(_predict_call), reads_key=_session_key),
+    "sign": OpSpec(on_session(_predict_call), reads_key=_session_key),
+    "verify": OpSpec(on_session(_predict_call), reads_key=_session_key),
     "find_all": OpSpec(on_session(_predict_call), _apply_find_all),
     # Generators make no call until their first next/consume, which takes the lock until they finish.
     "search": OpSpec(on_session(_predict_search), _apply_search),
     "encrypt_gen": OpSpec(on_session(_predict_generator), _makes("encrypt")),
+    "decrypt_gen": OpSpec(on_session(_predict_generator), _makes("decrypt")),
     "next": OpSpec(on_iterator(_predict_next), _apply_next, reads_key=_first_use_key),
     "consume": OpSpec(on_iterator(_predict_consume), _apply_consume, reads_key=_first_use_key),
     "drop": OpSpec(on_iterator(_predict_drop), _apply_drop),

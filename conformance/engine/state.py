@@ -9,7 +9,7 @@ from typing import Any
 
 from .params import ACTIVE, OK, ModelParams
 from .schedule import Step
-from .vocabulary import ITEMS, IterM, SessionM, Waiter
+from .vocabulary import GENERATORS, ITEMS, IterM, SessionM, Waiter
 
 ABANDONED = "(abandoned)"  # a module operation no iterator will ever finish
 
@@ -92,7 +92,7 @@ class ModelState:
         search_gone = it.kind == "search" and ("search" not in session.ops or not session.open)
         if it.kind == "search":
             self.end_search(session)
-        elif dropped and it.kind == "encrypt" and self.p.collected_generator_keeps_operation:
+        elif dropped and it.kind in GENERATORS and getattr(self.p, GENERATORS[it.kind].collected_keeps_operation):
             session.ops[it.kind] = ABANDONED  # nothing ends it: every later conflicting call meets it
         elif session.ops.get(it.kind) == it.ref:
             del session.ops[it.kind]

@@ -16,8 +16,9 @@ from pkcs11 import KeyType, Mechanism, ObjectClass
 from pkcs11.constants import Attribute
 
 from ..binding import search_objects, session_handle
-from ..engine.vocabulary import CHUNKS, FIXTURE_OBJECTS
+from ..engine.vocabulary import CHUNKS, CIPHER_CHUNKS, FIXTURE_OBJECTS
 from ..labels import label
+from ..live.stepkeys import mac_key, signed, verified
 from ..outcomes import ReportsFinding
 
 __all__ = ["ACTIONS", "CHUNKS", "FIXTURE_LABEL", "FIXTURE_OBJECTS", "World"]
@@ -69,6 +70,7 @@ class World:
     ground_truth: Any
     sessions: Refs = field(default_factory=Refs)
     keys: Refs = field(default_factory=Refs)
+    macs: dict[str, tuple[Any, bytes]] = field(default_factory=dict)  # session ref -> (HMAC key, its CKA_VALUE)
     iterators: Refs = field(default_factory=Refs)
     provider: Any = None
     provider_holds: dict[int, list[Any]] = field(default_factory=dict)  # actor -> sessions it acquired
@@ -173,8 +175,19 @@ def _key(w: World, session: str) -> Any:
     return w.keys[session]
 
 
+def _mac(w: World, session: str) -> tuple[Any, bytes]:
+    if session not in w.macs:
+        w.macs[session] = mac_key(w.sessions[session])
+    return w.macs[session]
+
+
 def _encrypt_gen(w: World, actor: int, ref: str, session: str) -> Any:
     w.iterators[ref] = _key(w, session).encrypt(CHUNKS, mechanism_param=IV)
+    return None
+
+
+def _decrypt_gen(w: World, actor: int, ref: str, session: str) -> Any:
+    w.iterators[ref] = _key(w, session).decrypt(CIPHER_CHUNKS, mechanism=Mechanism.AES_CBC, mechanism_param=IV)
     return None
 
 
@@ -216,6 +229,19 @@ def _random(w: World, actor: int, session: str) -> Any:
 def _encrypt(w: World, actor: int, session: str) -> Any:
     _key(w, session).encrypt(b"x" * 16, mechanism_param=IV)
     return None
+
+
+def _decrypt(w: World, actor: int, session: str) -> Any:
+    _key(w, session).decrypt(CIPHER_CHUNKS[0], mechanism=Mechanism.AES_CBC, mechanism_param=IV)
+    return None
+
+
+def _sign(w: World, actor: int, session: str) -> Any:
+    return signed(*_mac(w, session))
+
+
+def _verify(w: World, actor: int, session: str) -> Any:
+    return verified(*_mac(w, session))
 
 
 def _find_all(w: World, actor: int, session: str) -> Any:
@@ -263,6 +289,11 @@ def use(w: World, actor: int, what: str) -> Any:
     elif what == "encrypt_gen":
         key = session.generate_key(KeyType.AES, 128, store=False)
         b"".join(key.encrypt(CHUNKS, mechanism_param=IV))
+    elif what == "decrypt_gen":
+        key = session.generate_key(KeyType.AES, 128, store=False)
+        b"".join(key.decrypt(CIPHER_CHUNKS, mechanism=Mechanism.AES_CBC, mechanism_param=IV))
+    elif what == "sign":
+        return signed(*mac_key(session))
     elif what == "search":
         return len(list(session.get_objects(SEARCH)))
     elif what == "attribute":
@@ -291,6 +322,7 @@ ACTIONS: dict[str, Callable[..., Any]] = {
     "state": _state,
     "search": _search,
     "encrypt_gen": _encrypt_gen,
+    "decrypt_gen": _decrypt_gen,
     "next": _next,
     "consume": _consume,
     "drop": _drop,
@@ -298,6 +330,9 @@ ACTIONS: dict[str, Callable[..., Any]] = {
     "digest": _digest,
     "random": _random,
     "encrypt": _encrypt,
+    "decrypt": _decrypt,
+    "sign": _sign,
+    "verify": _verify,
     "find_all": _find_all,
     "acquire": _acquire,
     "release": _release,

@@ -119,7 +119,8 @@ HANDLERS: dict[type[Wire], Callable[[ModuleHost, Wire], None]] = {
     TakeSnapshot: _answering(_snapshot),  # type: ignore[arg-type]
     Sweep: _answering(_sweep),  # type: ignore[arg-type]
     SutCheck: _answering(lambda host, c: SutChecked(host.sut_check())),
-    ProbeCapabilities: _answering(lambda host, c: Capabilities(host.live.missing_capabilities())),
+    ProbeCapabilities: _answering(lambda host, c: Capabilities(host.live.capabilities_only(c.only) if c.only
+                                                               else host.live.missing_capabilities())),
     Characterise: _answering(lambda host, c: Characterised(characterise(host.live))),
     LoginCheck: _answering(lambda host, c: login_check(host.live)),
     MeasureFloor: _answering(lambda host, c: Floor(queue_floor(c.n))),  # type: ignore[attr-defined]

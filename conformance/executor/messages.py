@@ -66,6 +66,9 @@ class ChildInit(Wire):
     sys_path: tuple[str, ...] = ()  # pytest's sys.path: the child imports checks and the --sut module as pytest did
     evidence: str | None = None  # the tap watching the module's calls (live/calls.py); None: timing only
     disposable: bool = False  # the profile's: checks may leave token objects (run-tagged, destroyed after the check)
+    # The token's missing capabilities once the run settled them (executor/parent.py): a process started later
+    # takes them instead of probing again (a probe that took one process down would take every later one down).
+    capabilities: Mapping[str, str] | None = None
 
 
 # --- commands (pytest process -> module's process) --------------------------------------------------------------
@@ -175,7 +178,13 @@ class JudgeCalls(Wire):
 
 @dataclass(frozen=True)
 class ProbeCapabilities(Wire):
+    """The token's missing capabilities (live/capabilities.py); `only`: just these, probed on their own and not
+    kept by the child (the parent settles the whole set)."""
+
     NAME: ClassVar[str] = "capabilities"
+    _tuples: ClassVar[frozenset[str]] = frozenset({"only"})
+
+    only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -288,10 +288,29 @@ class Executor:
         return answer
 
     def capabilities(self) -> dict[str, str]:
-        """The token's missing capabilities (capability -> why), probed once in the child; kept in facts."""
+        """The token's missing capabilities (capability -> why), probed once in the child; kept in facts and
+        handed to every process started later. Where probing them took the process down, each is probed alone
+        in a process of its own, and the one that crashes or hangs it is missing for that reason."""
         if "capabilities_missing" not in self.facts:
-            self.facts["capabilities_missing"] = dict(self.ask(ProbeCapabilities(), Capabilities).missing)
+            try:
+                missing = dict(self.ask(ProbeCapabilities(), Capabilities).missing)
+            except ExecutorError:
+                missing = self._capabilities_one_by_one()
+            self.facts["capabilities_missing"] = missing
+            self._init = replace(self._init, capabilities=missing)
         return self.facts["capabilities_missing"]
+
+    def _capabilities_one_by_one(self) -> dict[str, str]:
+        from ..live.capabilities import PROBED
+
+        missing: dict[str, str] = {}
+        for cap in PROBED:
+            try:
+                missing.update(self.ask(ProbeCapabilities(only=(cap,)), Capabilities).missing)
+            except ExecutorError as exc:
+                missing[cap] = f"probing it took the module's process down ({exc})"
+        self._retiring = True  # the process that answered last probed alone: the next one starts settled
+        return missing
 
     def characterise(self) -> Characterisation:
         """The model parameters measured on this setup (live/characterise.py), once; kept in facts."""

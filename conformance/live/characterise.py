@@ -15,10 +15,11 @@ from typing import Any, Callable
 
 import pkcs11
 import pytest
-from pkcs11 import KeyType
+from pkcs11 import KeyType, Mechanism
 
 from ..binding import session_handle
 from ..engine.params import Characterisation, Finding
+from ..engine.vocabulary import GENERATORS
 from .groundtruth import GroundTruthError
 from .probes import (OK, NotReached, ParkedThread, ThreadCall, harness_objects, make_data_objects, outcome_of,
                      search_failed_under_its_iterator, search_started_by_get_objects, sessions_left_by_a_refused_login)
@@ -95,46 +96,66 @@ def _lock_free(session: Any) -> tuple[bool, str]:
     return False, f"a search on another thread did not get the session lock in {LOCK_WAIT_S:.0f} s"
 
 
-def _generator_release(vendor: Any) -> dict[str, Finding]:
-    """A chunked encryption's generator: is the session lock free once its last item (the final block) is out, or
-    only at the next() that ends it?"""
-    name = "generator_releases_at_last_item"
-    session, key = _aes_key(vendor)
-    if key is None:
-        return {name: Finding(None, "not measured: the token cannot make a session AES key for AES-CBC-PAD")}
-    chunks = key.encrypt([b"a" * 32, b"b" * 32], mechanism_param=bytes(16))
+# The generators a probe drives, by kind: (capabilities the token needs, the generator over two 32-byte chunks, a
+# one-shot call of the same kind afterwards). Both AES-CBC(-PAD) on a session AES key.
+_IV = bytes(16)
+_GENERATOR_PROBES: dict[str, tuple[tuple[str, ...], Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "encrypt": (("aes_keygen", "aes_cbc_pad"), lambda key: key.encrypt([b"a" * 32, b"b" * 32], mechanism_param=_IV),
+                lambda key: key.encrypt(b"x" * 16, mechanism_param=_IV)),
+    "decrypt": (("aes_keygen", "aes_cbc"),
+                lambda key: key.decrypt([b"a" * 32, b"b" * 32], mechanism=Mechanism.AES_CBC, mechanism_param=_IV),
+                lambda key: key.decrypt(b"x" * 16, mechanism=Mechanism.AES_CBC, mechanism_param=_IV)),
+}
+
+
+def _released_at_last_item(kind: str, session: Any, key: Any) -> tuple[bool, str]:
+    """A chunked encryption's (decryption's) generator: is the session lock free once its last item (the final
+    block) is out, or only at the next() that ends it?"""
+    chunks = _GENERATOR_PROBES[kind][1](key)
     for _ in range(3):  # two chunks, then the final block: the last item
         next(chunks)
     free, how = _lock_free(session)
-    result = {name: Finding(free, f"with the last item out and the generator not yet ended, {how}")}
     for _ in chunks:  # ends it (and releases the lock where it is still held)
         pass
-    return result
+    return free, f"with the last item out and the generator not yet ended, {how}"
 
 
-def _aes_key(vendor: Any) -> tuple[Any, Any] | tuple[None, None]:
-    """(session, a session AES key on it), or (None, None) where the token cannot make one for AES-CBC-PAD."""
-    missing = vendor.missing_capabilities()
-    if "aes_keygen" in missing or "aes_cbc_pad" in missing:
-        return None, None
-    session = vendor.open_session()
-    return session, session.generate_key(KeyType.AES, 128, store=False)
-
-
-def _collected_generator(vendor: Any) -> dict[str, Finding]:
-    """A chunked encryption's generator collected unfinished: does its module operation end (0.9: cancelled), or
-    stay active for good (0.7, 0.8), so the session's next encryption meets it?"""
-    name = "collected_generator_keeps_operation"
-    _, key = _aes_key(vendor)
-    if key is None:
-        return {name: Finding(None, "not measured: the token cannot make a session AES key for AES-CBC-PAD")}
-    chunks = key.encrypt([b"a" * 32, b"b" * 32], mechanism_param=bytes(16))
+def _collected_keeps_operation(kind: str, session: Any, key: Any) -> tuple[bool, str]:
+    """A chunked encryption's (decryption's) generator collected unfinished: does its module operation end
+    (0.9: cancelled), or stay active for good (0.7, 0.8), so the session's next call of that kind meets it?"""
+    chunks = _GENERATOR_PROBES[kind][1](key)
     next(chunks)
     del chunks
     gc.collect()
-    after = outcome_of(lambda: key.encrypt(b"x" * 16, mechanism_param=bytes(16)))
-    return {name: Finding(after == "OperationActive",
-                          f"after an unfinished encryption generator was collected, the next encrypt gave {after}")}
+    after = outcome_of(lambda: _GENERATOR_PROBES[kind][2](key))
+    return after == "OperationActive", (f"after an unfinished {kind} generator was collected, the next {kind} "
+                                        f"gave {after}")
+
+
+Body = Callable[[str, Any, Any], tuple[bool, str]]
+
+
+def _generator_probe(kind: str, field: str, body: Body) -> Callable[[Any], dict[str, Finding]]:
+    """The probe measuring GENERATORS[kind]'s parameter `field` with `body`, on a session AES key where the token
+    has what the generator needs."""
+    def probe(vendor: Any) -> dict[str, Finding]:
+        name = getattr(GENERATORS[kind], field)
+        needs = _GENERATOR_PROBES[kind][0]
+        session, key = _aes_key(vendor, needs)
+        if key is None:
+            return {name: Finding(None, f"not measured: the token lacks {' or '.join(needs)}")}
+        return {name: Finding(*body(kind, session, key))}
+    probe.__name__, probe.__doc__ = f"_{kind}{body.__name__}", body.__doc__
+    return probe
+
+
+def _aes_key(vendor: Any, needs: tuple[str, ...]) -> tuple[Any, Any] | tuple[None, None]:
+    """(session, a session AES key on it), or (None, None) where the token lacks one of `needs`."""
+    missing = vendor.missing_capabilities()
+    if any(cap in missing for cap in needs):
+        return None, None
+    session = vendor.open_session()
+    return session, session.generate_key(KeyType.AES, 128, store=False)
 
 
 def _failed_login(vendor: Any) -> dict[str, Finding]:
@@ -182,16 +203,19 @@ class ProbeFailed(RuntimeError):
     """A probe got an answer it cannot read as either behaviour; the message says which."""
 
 
-PROBES: tuple[Callable[[Any], dict[str, Finding]], ...] = (
-    _searches, _search_start, _failed_search, _collected_generator, _generator_release, _failed_login,
-    _nonowner_finish, _handle_reuse)
+_GENERATOR_PROBE_FNS = {
+    _generator_probe(kind, field, body): (getattr(GENERATORS[kind], field),)
+    for kind in _GENERATOR_PROBES
+    for field, body in (("collected_keeps_operation", _collected_keeps_operation),
+                        ("releases_at_last_item", _released_at_last_item))}
 # What each probe measures, for its failure to be recorded against every parameter it would have set.
-MEASURES = {_searches: ("concurrent_searches", "refused_search_ends_active_search"),
-            _search_start: ("search_starts_at_creation",), _failed_search: ("failed_search_keeps_lock",),
-            _collected_generator: ("collected_generator_keeps_operation",),
-            _generator_release: ("generator_releases_at_last_item",),
-            _failed_login: ("failed_login_leaks_session",), _nonowner_finish: ("nonowner_finish_keeps_lock",),
-            _handle_reuse: ("stale_session_handles",)}
+MEASURES: dict[Callable[[Any], dict[str, Finding]], tuple[str, ...]] = {
+    _searches: ("concurrent_searches", "refused_search_ends_active_search"),
+    _search_start: ("search_starts_at_creation",), _failed_search: ("failed_search_keeps_lock",),
+    **_GENERATOR_PROBE_FNS,
+    _failed_login: ("failed_login_leaks_session",), _nonowner_finish: ("nonowner_finish_keeps_lock",),
+    _handle_reuse: ("stale_session_handles",)}
+PROBES = tuple(MEASURES)
 MEASURED = tuple(name for names in MEASURES.values() for name in names)
 
 

@@ -42,6 +42,12 @@ class LiveVendor:
             self._missing = probe(self.token, self.pin)  # its sessions close themselves: nothing else is touched
         return self._missing
 
+    def capabilities_only(self, only: tuple[str, ...]) -> dict[str, str]:
+        """Just these capabilities, probed now and not kept (the parent isolates a probe that crashes)."""
+        from .capabilities import probe
+
+        return probe(self.token, self.pin, only)
+
     @property
     def slot_id(self) -> int:
         return self.token.slot.slot_id
