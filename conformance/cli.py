@@ -1,5 +1,5 @@
 """The pkcs11-conformance console script: `vendors`, `gate` (the upgrade gate), `report` (the HTML matrix), `matrix`
-(the checks under several python-pkcs11 versions)."""
+(the checks under several python-pkcs11 versions), `reproduce` (a finding as a standalone script)."""
 
 from __future__ import annotations
 
@@ -114,6 +114,18 @@ def _matrix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    """A result's reproduction as a standalone script; bad input is one line on stderr and exit 2."""
+    from .reproduce.command import ReproduceError, write_reproducer
+
+    try:
+        print(write_reproducer(args.results, args.check, args.vendor, args.out, [Path(d) for d in args.dir]))
+    except ReproduceError as exc:
+        print(f"pkcs11-conformance reproduce: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pkcs11-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     matrix.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS",
                         help="passed to each run's pytest (after --), e.g. -- -n 2 -m concurrency")
     matrix.set_defaults(func=_matrix)
+    reproduce = sub.add_parser("reproduce", help="write a result's reproduction as a standalone python-pkcs11 script "
+                               "(exit 1 while the deviation is there, 0 once fixed)")
+    reproduce.add_argument("results", metavar="RESULTS.json", help="results JSON of the run that found it")
+    reproduce.add_argument("check", metavar="CHECK", help="the check id, e.g. sign.hmac_wrong_mac")
+    reproduce.add_argument("--vendor", required=True, metavar="NAME", help="the vendor it was found on")
+    reproduce.add_argument("-o", dest="out", required=True, metavar="FILE.py", help="the script to write")
+    reproduce.add_argument("--dir", action="append", default=[],
+                           help="local profile directory for the module path and token (default: ./vendors, then "
+                           "the shipped profiles)")
+    reproduce.set_defaults(func=_reproduce)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -22,7 +22,8 @@ STAGES = [
     {"checks"},  # the checks (import live, engine, executor.protocol)
     {"gate", "report"},  # reading results
     {"plugin"},  # pytest
-    {"cli", "profiles", "matrix"},  # the console script and the binding matrix it runs; the shipped profiles
+    {"cli", "profiles", "matrix", "reproduce"},  # the console script, the binding matrix and the reproducers it
+    # writes; the shipped profiles
 ]
 TOP_LEVEL_LIMIT = 8  # modules directly in conformance/, __init__ included
 LINE_LIMIT = 400

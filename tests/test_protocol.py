@@ -77,7 +77,7 @@ ANSWER_EXAMPLES: list[Wire] = [
     Capabilities({"aes_keygen": "the token does not list AES_KEY_GEN"}),
     LoginChecked("wrong_pin"),
     LoginChecked("other", "GeneralError"),
-    LoginRoundsAnswer(7, "GeneralError", 0.123),
+    LoginRoundsAnswer(7, "GeneralError", 0.123, (1.5, 1.75, 2.0, 2.25)),
     AppAnswer("RW_USER_FUNCTIONS"),
     Floor(6.5),
     Measured(Latency((1.5, 1.4), (0.02,), (0.021,), (0.06, 0.061))),

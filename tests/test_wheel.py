@@ -52,7 +52,7 @@ CHECKS = 186  # the shipped checks, per vendor (README: "186 per vendor")
 # What a run needs besides the code, as paths inside the wheel (the package-data of pyproject.toml).
 DATA = ("conformance/report/templates/*.j2", "conformance/results/*.json", "conformance/vendor/binding.toml",
         "conformance/vendor/provisioning/native/tap.c", "conformance/profiles/*.toml",
-        "conformance/profiles/templates/*.toml")
+        "conformance/profiles/templates/*.toml", "conformance/reproduce/recipes/*.py")
 # Top-level entries of the checkout that the build does not read (and that may be large or busy).
 NOT_SOURCE = {".git", ".venv", "build", "dist", "reports", "tests", ".hypothesis", ".pytest_cache", ".ci"}
 

@@ -77,6 +77,8 @@ def test_failed_login_closes_session(vendor):
 
 APPLICATIONS = 2
 LOGIN_ROUNDS = 200
+MIN_OVERLAPS = 50  # overlapping logins a pass needs (SoftHSM 2.6 fails within the first 10-20 here)
+MAX_BATCHES = 5
 
 
 @pytest.mark.check("login.concurrent_applications", layer="module", spec="PKCS#11 UG v2.40 §2.5, §2.6.5; v3.0 §5.6.8 C_Login")
@@ -87,13 +89,30 @@ def test_concurrent_applications(applications, observe):
     processes logging in to one token at the same moment — a service's worker processes starting together — must
     each get in every time: C_Login of one application does not depend on another's. Each process logs in and out
     200 times and stops at its first error (a failed login may count toward a PIN lockout); records the error
-    classes seen."""
-    answers = applications.login_rounds(APPLICATIONS, LOGIN_ROUNDS)
-    errors = sorted({a.error for a in answers if a.error})
+    classes seen. A pass needs evidence: at least MIN_OVERLAPS logins that really overlapped another process's
+    (their times, on one clock); on a machine too busy for that, more rounds follow (up to MAX_BATCHES), and
+    without enough overlap the check is a skip saying so — never a pass."""
+    overlaps, batches = 0, 0
+    while True:
+        answers = applications.login_rounds(APPLICATIONS, LOGIN_ROUNDS)
+        batches += 1
+        overlaps += overlapping(answers)
+        errors = sorted({a.error for a in answers if a.error})
+        if errors or overlaps >= MIN_OVERLAPS or batches == MAX_BATCHES:
+            break
     observe({"errors": errors})  # the error classes, not the rounds: the gate compares this run to run
     failed = [f"process {i}: {a.error} at round {a.done + 1} of {LOGIN_ROUNDS}" for i, a in enumerate(answers) if a.error]
     if failed:
         pytest.fail("concurrent logins from separate processes failed: " + "; ".join(failed), pytrace=False)
+    if overlaps < MIN_OVERLAPS:
+        pytest.skip(f"the processes' logins overlapped {overlaps} times in {batches} x {LOGIN_ROUNDS} rounds, fewer "
+                    f"than the {MIN_OVERLAPS} a pass needs (the machine is too busy to start them together)")
+
+
+def overlapping(answers) -> int:
+    """Logins of the first process whose time overlapped a login of another."""
+    first, others = answers[0].intervals(), [span for a in answers[1:] for span in a.intervals()]
+    return sum(1 for start, end in first if any(s < end and start < e for s, e in others))
 
 
 @pytest.mark.check("login.logout_is_per_application", layer="module", spec="PKCS#11 UG v2.40 §2.5, §2.6.5")

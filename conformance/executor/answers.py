@@ -184,10 +184,17 @@ class LoginChecked(Wire):
 @dataclass(frozen=True)
 class LoginRoundsAnswer(Wire):
     NAME: ClassVar[str] = "login_rounds"
+    _tuples: ClassVar[frozenset[str]] = frozenset({"spans"})
 
     done: int
     error: str | None = None  # the first error's class; the loop stops there (never retried: PIN lockout)
     duration_s: float = 0.0
+    # When each round's Token.open ran (time.time(): one clock for every process), flat: start, end, start, end...
+    # — so the check can count the logins that really overlapped another process's.
+    spans: tuple[float, ...] = ()
+
+    def intervals(self) -> list[tuple[float, float]]:
+        return list(zip(self.spans[0::2], self.spans[1::2]))
 
 
 @dataclass(frozen=True)

@@ -30,16 +30,19 @@ def login_rounds(host: ModuleHost, command: LoginRounds) -> LoginRoundsAnswer:
     if delay > 0:
         time.sleep(min(delay, MAX_WAIT_S))
     started = time.perf_counter()
+    spans: list[float] = []
     for i in range(rounds):
+        spans.append(time.time())
         try:
             session = host.token.open(rw=True, user_pin=host.pin)
         except pkcs11.exceptions.PKCS11Error as exc:
-            return _answer(i, started, error=type(exc).__name__)
+            return _answer(i, started, spans + [time.time()], error=type(exc).__name__)
+        spans.append(time.time())
         try:
             session.close()
         except pkcs11.exceptions.PKCS11Error as exc:
-            return _answer(i, started, error=f"{type(exc).__name__} (closing)")
-    return _answer(rounds, started)
+            return _answer(i, started, spans, error=f"{type(exc).__name__} (closing)")
+    return _answer(rounds, started, spans)
 
 
 def _fresh(host: ModuleHost) -> None:
@@ -50,8 +53,8 @@ def _fresh(host: ModuleHost) -> None:
     host.close_everything()
 
 
-def _answer(done: int, started: float, error: str | None = None) -> LoginRoundsAnswer:
-    return LoginRoundsAnswer(done, error, round(time.perf_counter() - started, 4))
+def _answer(done: int, started: float, spans: list[float], error: str | None = None) -> LoginRoundsAnswer:
+    return LoginRoundsAnswer(done, error, round(time.perf_counter() - started, 4), tuple(spans))
 
 
 def app_step(host: ModuleHost, command: AppStep) -> AppAnswer:
