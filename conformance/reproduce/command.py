@@ -28,7 +28,7 @@ def write_reproducer(results: str, check: str, vendor: str, out: str, profile_di
     except ResultsInputError as exc:
         raise ReproduceError(str(exc)) from None
     record = _record(doc, results, check, vendor)
-    body = recipe(record.check)
+    body = _scheduled(doc, record) if record.reproducer is not None else recipe(record.check)
     if body is None:
         raise ReproduceError(
             f"no standalone script for {check} yet (a recipe in conformance/reproduce/recipes/{check}.py); "
@@ -44,6 +44,21 @@ def write_reproducer(results: str, check: str, vendor: str, out: str, profile_di
     expect = ("exits 1 while the deviation is there" if record.outcome not in ("passed", "xpassed")
               else f"the check {record.outcome} in that run, so it should exit 0")
     return f"{out}: {record.check} on {vendor} ({record.outcome}); {expect}"
+
+
+def _scheduled(doc: Results, record: Record) -> str:
+    """A drawn scenario's minimal schedule, replayed with the reference session (a --sut pool is the user's code:
+    its scripts would import it, which the contract leaves out for now)."""
+    from ..sut import DEFAULT_SUT
+    from .scheduled import body, params_of
+
+    sut = doc.run.sut or DEFAULT_SUT
+    assert record.reproducer is not None
+    schedule = record.reproducer.to_schedule()
+    if schedule.family == "provider" and sut != DEFAULT_SUT:
+        raise ReproduceError(f"{record.check} ran with --sut={sut}: a script replays the reference session only; "
+                             f"rerun it with: pytest --vendor={record.vendor} --sut={sut} --replay=RESULTS.json")
+    return body(schedule, params_of(doc.vendors[record.vendor]), record.observed, record.reason)
 
 
 def _record(doc: Results, results: str, check: str, vendor: str) -> Record:
