@@ -56,6 +56,7 @@ ANSWER_EXAMPLES: list[Wire] = [
                                     "failed_login_leaks_session": Finding(None, "not reached: a second login is accepted")})),
     CheckAnswer("failed", "AssertionError: x", "test_login.py:3: assert x", {"seen": [1, None]}, True, ""),
     CheckAnswer("passed", observed=None, has_observed=True),
+    CheckAnswer("passed", restart=True),
     StepEvent(StepResult(3, "raised", "OperationActive", None, 12.5, None, ("RuntimeError",))),
     StepEvent(StepResult(4, "blocked", evidence="tap: no PKCS#11 call in 0.05 s, outside the module (waiting above it)")),
     ScheduleDone({"alive_refs": ["s0"], "leaked": 0}, 250.0, 1200.5, restart=True),

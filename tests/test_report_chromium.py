@@ -20,6 +20,7 @@ from conformance.engine.schedule import Schedule
 from conformance.vendor.profile import load_profile
 
 from report_docs import (
+from conftest import INNER_RUN_TIMEOUT_S
     CHROMIUM, CHROMIUM_FLAGS, FAILED_STEPS, FINDINGS, HYPOTHESIS_NOTE, ISSUE, SOFTHSM_PROFILE, failing_scenario_doc,
     needs_chromium,
 )
@@ -109,7 +110,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "conformance.checks", "-n", "2",
            f"--vendor-file={SOFTHSM_PROFILE}", f"--conformance-json={out}", f"--conformance-html={work / 'report.html'}",
            f"--basetemp={work / 'bt'}"]
-    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=INNER_RUN_TIMEOUT_S,
+                          env=dict(os.environ))
     assert out.exists() and (work / "report.html").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return out, json.loads(out.read_text(encoding="utf-8"))
 

@@ -17,6 +17,7 @@ from conformance.results.document import ResultsWriter, RunInfo
 from conformance.results.schema import load_schema, validate_results
 
 from fake_checks import CRASHING_CHECK, FAKE_CHECKS
+from conftest import INNER_RUN_TIMEOUT_S
 
 jsonschema = pytest.importorskip("jsonschema", reason="install the test extra: pip install -e '.[test]'")
 
@@ -36,7 +37,8 @@ def inner_run(tmp_path: Path, profile: Path, *args: str) -> dict[str, Any]:
            f"--basetemp={tmp_path / 'bt'}", *args]
     if not any(a == "--pyargs" or a.endswith(".py") for a in args):
         cmd.append(str(tmp_path))  # the fake checks written there
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=INNER_RUN_TIMEOUT_S)
     assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text(encoding="utf-8"))
 

@@ -53,6 +53,7 @@ class CheckAnswer(Wire):
     has_observed: bool = False  # observe() was called (None is a value a check may observe)
     stacks: str = ""  # every thread's stack, after a crash or hang
     inside: str | None = None  # hung: the PKCS#11 function the tap saw a thread held in (the module's finding)
+    restart: bool = False  # the check left the module's process unfit for the next one (it forked): replace it
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ def run_check(vendor: LiveVendor, command: RunCheck) -> CheckAnswer:
                                 else ("failed", f"reset after the check failed: {type(exc).__name__}: {exc}"))
     # Modules and python-pkcs11 may echo arguments in exception text: the PIN never leaves this process.
     return CheckAnswer(outcome, redact(message, [vendor.pin]), redact(where, [vendor.pin]),
-                       observed[0] if observed else None, bool(observed))
+                       observed[0] if observed else None, bool(observed), restart=vendor.retire)
 
 
 def _where(exc: BaseException, module: str) -> str:

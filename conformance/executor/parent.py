@@ -249,6 +249,8 @@ class Executor:
         # The child says where its threads are at the deadline (Stalled, with the tap); a little grace for it.
         answer = self._read(timeout + STALL_GRACE_S)
         if isinstance(answer, CheckAnswer):
+            if answer.restart:
+                self._retiring = True  # the next command gets a new process
             return answer
         if answer is not None and not isinstance(answer, Stalled):  # ours, never the vendor's
             raise ExecutorError(f"the module process answered {answer.NAME!r} to a check")

@@ -27,6 +27,9 @@ class LiveVendor:
     calls: Any = None  # the tap's view of the calls (live/calls.py ModuleCalls), or None: no tap in the stack
     disposable: bool = False  # the profile's: token objects may be made (live/keys.py), destroyed at reset
     token_objects: set[str] = field(default_factory=set)  # labels of token objects this check made
+    # Set by a check after which this process must not run another (it forked: a child's C_Finalize may have
+    # changed what the module shares with it); the parent starts a new one.
+    retire: bool = False
 
     def mechanisms(self) -> frozenset[Any]:
         """The mechanisms the token lists (C_GetMechanismList, asked once: checks skip on what is missing)."""
