@@ -43,7 +43,9 @@ VARIATIONS = {
 # checks, most of the run time) call none of what they break beyond opening a session, and are left out.
 KEY_AREAS = ("test_keygen", "test_sign", "test_crypt", "test_wrap", "test_derive", "test_attributes",
              "test_mechanisms", "test_drawn")
-AREAS = ("-k", " and ".join(f"not {module}" for module in KEY_AREAS))
+# login.concurrent_applications finds SoftHSM's login race only when two C_Logins meet in the token file: 1 ms more
+# per call (the latency variation) can make the race not happen in its rounds — a race's verdict, not a rule's.
+AREAS = ("-k", " and ".join(f"not {name}" for name in (*KEY_AREAS, "test_concurrent_applications")))
 Outcomes = dict[str, tuple[str, str, str]]  # check -> (outcome, layer, observed as canonical JSON)
 
 

@@ -96,7 +96,11 @@ def matrix(shared: Path) -> dict[str, Any]:
     with _locked(shared / "matrix.lock"):
         if not (out / "matrix.json").exists():
             args = [sys.executable, "-m", "conformance.cli", "matrix", *(f"--binding={v}" for v in VERSIONS),
-                    *(f"--vendor={v}" for v in VENDORS), f"--cache={CACHE}", "-o", str(out), "--", "-n", "2"]
+                    *(f"--vendor={v}" for v in VENDORS), f"--cache={CACHE}", "-o", str(out), "--", "-n", "2",
+                    # binding_probe.py does not measure forked children yet (what reinitialize() and a refused call
+                    # raise there differs between 0.8 and 0.9 on fork-aware modules): the fork checks are left out
+                    # until it does, rather than expected blindly.
+                    "-k", "not test_fork"]
             proc = subprocess.run(args, capture_output=True, text=True, timeout=1800, cwd=shared)
             assert (out / "matrix.json").exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads((out / "matrix.json").read_text(encoding="utf-8"))

@@ -19,8 +19,8 @@ from conformance.cli import main as cli_main
 from conformance.engine.schedule import Schedule
 from conformance.vendor.profile import load_profile
 
-from report_docs import (
 from conftest import INNER_RUN_TIMEOUT_S
+from report_docs import (
     CHROMIUM, CHROMIUM_FLAGS, FAILED_STEPS, FINDINGS, HYPOTHESIS_NOTE, ISSUE, SOFTHSM_PROFILE, failing_scenario_doc,
     needs_chromium,
 )

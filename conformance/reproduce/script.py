@@ -79,7 +79,7 @@ def render(*, check: str, vendor: str, outcome: str, results: str, script: str, 
     imports = "import os\nimport sys\n"
     frame = FRAME.format(module=target.module, label=target.label,
                          module_hint=f" ({target.module_hint})" if target.module_hint else "")
-    return header + imports + code.lstrip("\n").join(("\n", "")) + frame
+    return header + imports + "\n" + code.lstrip("\n") + frame
 
 
 def _split_docstring(body: str) -> tuple[str, str]:
