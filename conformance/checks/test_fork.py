@@ -39,11 +39,12 @@ def _worker_steps(vendor, *, reinitialize: bool, label: str):
     return steps
 
 
-def _forked(vendor, limits, steps, how="fork"):
-    """The parent's logged-in session (a preloaded service's), and what the forked child did."""
+def _forked(vendor, limits, steps=None, how="fork", *, on_parent=None):
+    """The parent's logged-in session (a preloaded service's), and what the forked child did: `steps`, or
+    `on_parent(parent)`'s steps where the child uses the parent's session."""
     vendor.retire = True  # the next check gets a new module process
     parent = vendor.open_session()
-    return parent, in_forked_child(steps, limits, how=how)
+    return parent, in_forked_child(steps if on_parent is None else on_parent(parent), limits, how=how)
 
 
 def _parent_works(vendor, session) -> str:
@@ -75,16 +76,14 @@ def test_child_uses_parent_session(vendor, observe, limits):
     service makes with a module-level session: undefined by UG §2.5.2 without the child's own C_Initialize (v3.0
     §3.6: only a CKF_INTERFACE_FORK_SAFE interface gives each process "its own copy of all session objects, session
     states, login states"); characterises what it gets."""
-    holder = []
-
-    def steps(step):
-        step("random", lambda: holder[0].generate_random(128))
-        step("search", lambda: list(holder[0].get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA})))
-    vendor.retire = True
-    holder.append(vendor.open_session())
-    result = in_forked_child(steps, limits)
+    def through(parent):
+        def steps(step):
+            step("random", lambda: parent.generate_random(128))
+            step("search", lambda: list(parent.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA})))
+        return steps
+    parent, result = _forked(vendor, limits, on_parent=through)
     observe(result.summary())
-    assert _parent_works(vendor, holder[0]) == OK
+    assert _parent_works(vendor, parent) == OK
 
 
 @pytest.mark.check("fork.reinitialize_in_child", layer="binding", spec="PKCS#11 UG v2.40 §2.5.2; v3.0 §5.4")
