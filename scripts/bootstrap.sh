@@ -27,5 +27,5 @@ fi
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[test]'
+.venv/bin/python -m pip install -q -e '.[test,runtimes]'
 echo "bootstrap: ready (.venv, $(.venv/bin/python -c 'import pkcs11, importlib.metadata as m; print("python-pkcs11", m.version("python-pkcs11"))'))"

@@ -16,6 +16,7 @@ STAGES = [
     {"outcomes", "pins", "labels", "binding", "sut", "refsession"},  # the shared vocabulary and contracts
     {"engine"},  # schedules, the model, exploration: pure
     {"live"},  # what the module's process sees of the token
+    {"runtimes"},  # programs of other runtimes (greenlets, asyncio) the checks start, and their model
     {"results"},  # the results document
     {"executor"},  # the module's process and its parent side
     {"vendor"},  # profiles, provisioning, bringing a vendor up

@@ -36,6 +36,13 @@ CASES = [
     ("operation.search_then_search_same_thread", "softhsm", 0),
     ("sign.hmac_wrong_mac", "softhsm", 0),
     ("wrap.non_extractable_refused", "softhsm", 0),
+    # Greenlets and asyncio tasks (a family's recipe, given the runtime): the findings, and a runtime that behaves.
+    ("greenlet.second_search_waits_gevent_after_sessions", "softhsm", 1),
+    ("greenlet.second_search_waits_eventlet_after_import", "opencryptoki", 1),
+    ("greenlet.second_search_waits_gevent_before_import", "opencryptoki", 0),
+    ("asyncio.second_search_waits", "nss", 1),
+    ("asyncio.search_across_to_thread_calls", "softhsm", 1),
+    ("greenlet.drawn_schedules_eventlet_after_import", "softhsm", 1),  # the smallest drawn schedule, replayed
 ]
 VENDORS = sorted({vendor for _, vendor, _ in CASES})
 # The script runs as a user would run it, except that importing the harness fails (it must never need it).
@@ -47,7 +54,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real run of the cases' checks on their vendors: the results file the scripts are made from."""
     directory = tmp_path_factory.mktemp("reproduce-run")
     out = directory / "results.json"
-    checks = " or ".join(sorted({check.rsplit(".", 1)[1].removesuffix("_sha256") for check, _, _ in CASES}))
+    checks = " or ".join(sorted({check.rsplit(".", 1)[1].removesuffix("_sha256").split("_gevent")[0]
+                                 .split("_eventlet")[0] for check, _, _ in CASES}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "conformance.checks",

@@ -56,7 +56,7 @@ class ModuleHost:
         self.raw_judge = RawJudge()
         self.raw_complete = True  # False once a command made more calls than the tap's log keeps
         self.live = LiveVendor(self.lib, self.token, self.ground_truth, init.pin, init.name, calls=self.calls,
-                               disposable=init.disposable,
+                               disposable=init.disposable, module=init.module,
                                _missing=dict(init.capabilities) if init.capabilities is not None else None)
         self.pin = init.pin
         self.sut_spec = init.sut

@@ -30,6 +30,7 @@ class LiveVendor:
     # Set by a check after which this process must not run another (it forked: a child's C_Finalize may have
     # changed what the module shares with it); the parent starts a new one.
     retire: bool = False
+    module: str = ""  # the path the module was loaded from (a program of another runtime loads it again)
 
     def mechanisms(self) -> frozenset[Any]:
         """The mechanisms the token lists (C_GetMechanismList, asked once: checks skip on what is missing)."""

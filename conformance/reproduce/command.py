@@ -28,7 +28,7 @@ def write_reproducer(results: str, check: str, vendor: str, out: str, profile_di
     except ResultsInputError as exc:
         raise ReproduceError(str(exc)) from None
     record = _record(doc, results, check, vendor)
-    body = _scheduled(doc, record) if record.reproducer is not None else recipe(record.check)
+    body = _scheduled(doc, record) if record.reproducer is not None else _recipe(record)
     if body is None:
         raise ReproduceError(
             f"no standalone script for {check} yet (a recipe in conformance/reproduce/recipes/{check}.py); "
@@ -44,6 +44,20 @@ def write_reproducer(results: str, check: str, vendor: str, out: str, profile_di
     expect = ("exits 1 while the deviation is there" if record.outcome not in ("passed", "xpassed")
               else f"the check {record.outcome} in that run, so it should exit 0")
     return f"{out}: {record.check} on {vendor} ({record.outcome}); {expect}"
+
+
+def _recipe(record: Record) -> str | None:
+    """A scripted check's recipe; one that replays what the run recorded (`ACTS = None`, `EXPECTED = None`: a
+    drawn greenlet schedule) gets it from the result's observed value, and none where the check passed."""
+    body = recipe(record.check)
+    if body is None or "ACTS = None" not in body:
+        return body
+    observed = record.observed if isinstance(record.observed, dict) else {}
+    if "acts" not in observed:
+        raise ReproduceError(f"{record.check} on {record.vendor} found no failing schedule in that run "
+                             f"({record.outcome}): there is nothing to replay; name a failed result")
+    return (body.replace("ACTS = None", f"ACTS = {observed['acts']!r}", 1)
+            .replace("EXPECTED = None", f"EXPECTED = {observed['expected']!r}", 1))
 
 
 def _scheduled(doc: Results, record: Record) -> str:

@@ -64,9 +64,20 @@ class Target:
 
 
 def recipe(check: str) -> str | None:
-    """The recipe's source for a scripted check, or None where none is written."""
-    path = resources.files(__package__).joinpath("recipes", f"{check}.py")
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    """The recipe's source for a scripted check, or None where none is written. A parametrised check's id
+    (`greenlet.second_search_waits_gevent_after_sessions`) may share its family's recipe (`greenlet.
+    second_search_waits.py`), which gets the rest of the id as its `PARAM`."""
+    recipes = resources.files(__package__).joinpath("recipes")
+    path = recipes.joinpath(f"{check}.py")
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    families = sorted((p.name[:-3] for p in recipes.iterdir() if p.name.endswith(".py")
+                       and check.startswith(p.name[:-3] + "_")), key=len)
+    if not families:
+        return None
+    family = families[-1]
+    text = recipes.joinpath(f"{family}.py").read_text(encoding="utf-8")
+    return text.replace("PARAM = None", f"PARAM = {check[len(family) + 1:]!r}", 1)
 
 
 def render(*, check: str, vendor: str, outcome: str, results: str, script: str, version: str, body: str,
