@@ -27,23 +27,31 @@ class _Base:
 
 
 class FaithfulProvider(_Base):
-    """Correct: refcounted under a lock, the open failure leaves no phantom holder, closes on the last release."""
+    """Correct: refcounted under a lock, the open failure leaves no phantom holder, closes on the last release, and
+    refuses a release by a thread that holds nothing (a stray release in an error path leaves it intact)."""
 
     def __init__(self, open_session: Callable[[], Any]) -> None:
         self._open = open_session
         self._lock = threading.Lock()
         self._session: Any = None
         self._count = 0
+        self._holds: dict[int, int] = {}  # thread -> its acquires not yet released
 
     def acquire(self) -> Any:
         with self._lock:
             if self._count == 0:
                 self._session = self._open()
             self._count += 1
+            me = threading.get_ident()
+            self._holds[me] = self._holds.get(me, 0) + 1
             return self._session
 
     def release(self) -> None:
         with self._lock:
+            me = threading.get_ident()
+            if not self._holds.get(me):
+                raise RuntimeError("release() without an acquire() by this thread")
+            self._holds[me] -= 1
             self._count -= 1
             if self._count == 0:
                 session, self._session = self._session, None
@@ -114,6 +122,8 @@ class CountsFailedOpenProvider(FaithfulProvider):
     def acquire(self) -> Any:
         with self._lock:
             self._count += 1
+            me = threading.get_ident()
+            self._holds[me] = self._holds.get(me, 0) + 1
             if self._count == 1:
                 self._session = self._open()
             return self._session

@@ -40,7 +40,9 @@ def sut_check_ids() -> set[str]:
     return {"provider.threads_share_one_session", "provider.closes_on_last_release", "provider.stays_open_while_held",
             "provider.nested_acquire", "provider.reopens_after_release", "provider.open_failure_recovers",
             "provider.acquire_while_app_logged_in", "provider.release_logs_out_application", "scenario.provider",
-            "scenario.provider_stress"}
+            "scenario.provider_stress", "provider.stray_release_when_idle", "provider.stray_release_while_held",
+            "provider.release_with_unconsumed_search", "provider.stale_search_after_last_release",
+            "provider.acquire_after_fork"}
 
 
 def test_faithful_provider_passes_every_sut_check(tmp_path: Path, softhsm_profile: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conformance.vendor.declarations import binding_deviations
+from conformance.vendor.declarations import applicable, binding_deviations, provider_deviations
 from conformance.pins import REDACTED, PinUnavailable, Secret, redact, redact_data
 from conformance.outcomes import OUTCOMES
 from conformance.vendor.profile import PIN_ENV, VERSION_KEYS, Deviation, ProfileError, VendorProfile, load_profile
@@ -134,6 +134,18 @@ def test_template_deviation_example_validates():
     data = tomllib.loads(uncommented)
     (deviation,) = [Deviation.from_dict(d) for d in data["deviations"]]
     assert deviation.check == "login.second_login_same_app"
+
+
+def test_reference_session_deviations_hold_only_for_the_reference_session(softhsm_profile):
+    """provider.toml loads, and its deviations apply while the reference session is under test, never to a
+    user's --sut pool (which is judged on its own)."""
+    found = provider_deviations()
+    assert found and all(d.check.startswith("provider.") for d in found)
+    profile = load_profile(softhsm_profile)
+    versions = {"python-pkcs11": "0.10.1", "library": "2.6"}
+    check = found[0].check
+    assert [o for o, _ in applicable(check, profile, versions)] == ["reference session"]
+    assert applicable(check, profile, versions, reference_provider=False) == []
 
 
 def test_binding_deviations_validate():

@@ -43,6 +43,10 @@ CASES = [
     ("asyncio.second_search_waits", "nss", 1),
     ("asyncio.search_across_to_thread_calls", "softhsm", 1),
     ("greenlet.drawn_schedules_eventlet_after_import", "softhsm", 1),  # the smallest drawn schedule, replayed
+    # Forked workers: the parent initialised and logged in, then os.fork.
+    ("fork.reinitialize_in_child", "opencryptoki", 1),
+    ("fork.child_logs_in_again", "nss", 1),
+    ("fork.reinitialize_in_child", "softhsm", 0),
 ]
 VENDORS = sorted({vendor for _, vendor, _ in CASES})
 # The script runs as a user would run it, except that importing the harness fails (it must never need it).

@@ -47,10 +47,11 @@ from test_nondestructive import LIST, PIN, SO_PIN, SOFTHSM, softhsm_findings
 REPO = Path(__file__).resolve().parent.parent
 PROFILE_NAME = "local-partition"
 PIN_VARIABLE = "WHEEL_PARTITION_PIN"
-CHECKS = 215  # the shipped checks, per vendor (README: "215 per vendor")
+CHECKS = 220  # the shipped checks, per vendor (README: "220 per vendor")
 
 # What a run needs besides the code, as paths inside the wheel (the package-data of pyproject.toml).
 DATA = ("conformance/report/templates/*.j2", "conformance/results/*.json", "conformance/vendor/binding.toml",
+        "conformance/vendor/provider.toml",
         "conformance/vendor/provisioning/native/tap.c", "conformance/profiles/*.toml",
         "conformance/profiles/templates/*.toml", "conformance/reproduce/recipes/*.py")
 # Top-level entries of the checkout that the build does not read (and that may be large or busy).

@@ -273,6 +273,10 @@ def _predict_release(m: Model, actor: int, step: Step) -> Expectation:
                 "python-pkcs11 docs, Reenterant Sessions: close on the last release, not before")
 
 
+def _predict_stray_release(m: Model, actor: int, step: Step) -> Expectation:
+    return Expectation(None, "provider", "--sut contract: a stray release is the provider's to refuse or ignore")
+
+
 def _apply_release(m: Model, actor: int, step: Step, outcome: str) -> list[str]:
     if m.holding(actor):
         m.holds[actor] -= 1
@@ -340,6 +344,9 @@ OPS: dict[str, OpSpec] = {
     # The session provider under test, and the harness's control of its opener.
     "acquire": OpSpec(_predict_acquire, _apply_acquire),
     "release": OpSpec(while_holding(_predict_release), _apply_release),
+    # A release no acquire of the actor's stands behind: the provider may refuse it or ignore it, and what it says
+    # is characterised; what must not change is what every later step gets (the model's state is left as it was).
+    "stray_release": OpSpec(_predict_stray_release),
     "use": OpSpec(on_held_session(_predict_use), _apply_use),
     "use_partial": OpSpec(on_held_session(_predict_use_partial), _apply_use_partial),
     "fail_next_open": OpSpec(_predict_fail_next_open, _apply_fail_next_open),

@@ -266,6 +266,11 @@ def _release(w: World, actor: int) -> Any:
     return "open" if w.ground_truth.session_info(session_handle(_provided(session))) is not None else "closed"
 
 
+def _stray_release(w: World, actor: int) -> Any:
+    """A release with no acquire of this actor's behind it (a service's error path): the provider's own answer."""
+    w.provider.release()
+
+
 def _held(w: World, actor: int) -> Any:
     return _provided(_holds(w, actor)[-1])
 
@@ -336,6 +341,7 @@ ACTIONS: dict[str, Callable[..., Any]] = {
     "find_all": _find_all,
     "acquire": _acquire,
     "release": _release,
+    "stray_release": _stray_release,
     "use": use,
     "use_partial": _use_partial,
     "fail_next_open": _fail_next_open,

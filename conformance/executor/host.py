@@ -61,6 +61,8 @@ class ModuleHost:
         self.pin = init.pin
         self.sut_spec = init.sut
         self.factory: ProviderFactory | None = load_factory(init.sut) if init.sut else None
+        if self.factory is not None:
+            self.live.new_provider = lambda: self.new_provider(self.new_world())
         self.done: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.world_ref: list[World] = [self.new_world()]
         self.actors: list[Actor] = []

@@ -31,6 +31,9 @@ class LiveVendor:
     # changed what the module shares with it); the parent starts a new one.
     retire: bool = False
     module: str = ""  # the path the module was loaded from (a program of another runtime loads it again)
+    # A new provider from the --sut factory (the reference session by default), opening sessions as the contract's
+    # open_session does; None where the module's process has no factory.
+    new_provider: Any = None
 
     def mechanisms(self) -> frozenset[Any]:
         """The mechanisms the token lists (C_GetMechanismList, asked once: checks skip on what is missing)."""

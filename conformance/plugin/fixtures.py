@@ -13,6 +13,7 @@ from ..binding import binding_version
 from ..executor.parent import Executor
 from ..executor.protocol import Limits
 from ..live.capabilities import one_shot_use
+from ..sut import DEFAULT_SUT
 from ..vendor.declarations import applicable, mark_for
 from ..vendor.runtime import VendorRuntime, VendorUnavailable, start
 from ..vendor.sharing import taking_turns
@@ -68,7 +69,8 @@ def _conformance_check(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.skip(f"can crash the module, and {profile.name}'s token is not disposable (a crash under such "
                     "load has wiped a token's store here); run it with --allow-risky after a backup")
     declared = []
-    for origin, deviation in applicable(meta.check, profile, versions_of(runtime)):
+    for origin, deviation in applicable(meta.check, profile, versions_of(runtime),
+                                        reference_provider=state.sut_spec == DEFAULT_SUT):
         mark = mark_for(origin, deviation)
         if mark is not None:
             request.node.add_marker(mark)

@@ -239,6 +239,7 @@ OPS = {
     "find_all": lambda w, a, session: len(list(w.ref(session).get_objects(SEARCH))),
     "acquire": lambda w, a: _acquire(w, a),
     "release": lambda w, a: _release(w, a),
+    "stray_release": lambda w, a: w.provider.release(),
     "use": lambda w, a, what: _use(w, a, what),
     "use_partial": lambda w, a, ref: _use_partial(w, a, ref),
     "fail_next_open": lambda w, a: _fail_next_open(w, a),
