@@ -45,7 +45,13 @@ KEY_AREAS = ("test_keygen", "test_sign", "test_crypt", "test_wrap", "test_derive
              "test_mechanisms", "test_drawn")
 # login.concurrent_applications finds SoftHSM's login race only when two C_Logins meet in the token file: 1 ms more
 # per call (the latency variation) can make the race not happen in its rounds — a race's verdict, not a rule's.
-AREAS = ("-k", " and ".join(f"not {name}" for name in (*KEY_AREAS, "test_concurrent_applications")))
+# The greenlet and asyncio checks run their calls in runtime programs of their own, which the tap's log of the
+# module's process does not cover: their failures keep the check's layer (README, How blame is decided) — left out.
+# The stray-release checks fail on the reference session already (declared, provider); a rule the module breaks
+# later in the same schedule rightly moves the blame to the module, which "every other result keeps its layer"
+# cannot allow — left out too.
+RUNTIME_AREAS = ("test_greenlets", "test_asyncio", "test_stray_release")
+AREAS = ("-k", " and ".join(f"not {name}" for name in (*KEY_AREAS, *RUNTIME_AREAS, "test_concurrent_applications")))
 Outcomes = dict[str, tuple[str, str, str]]  # check -> (outcome, layer, observed as canonical JSON)
 
 
@@ -114,7 +120,9 @@ def test_an_allowed_variation_changes_nothing(variation: str, bare: Outcomes, bl
 # trip over it: the run measures the handle reuse first (characterised: stale_session_handles) and leaves those
 # schedules out, as on OpenCryptoki.
 STALE_HANDLE_FINDINGS = {"release.call_on_closed_session", "release.iterator_of_closed_session",
-                         "release.started_iterator_of_closed_session"}
+                         "release.started_iterator_of_closed_session",
+                         # a collected stale search ends the next holder's (declared for OpenCryptoki)
+                         "provider.stale_search_after_last_release"}
 
 
 def test_handle_reuse_is_never_blamed_on_the_module(bare: Outcomes, blame_dir: Path, breaker: Path):

@@ -24,7 +24,7 @@ DROP = Job((Act(0, "start", 0, "it0"), Act(1, "all", 0), Act(0, "drop", it="it0"
 
 def test_every_boundary_type_round_trips() -> None:
     job = Job((Act(0, "start", 1, "it0"), Act(1, "keygen", 0, offload=True), Act(1, "hold")), sessions=2,
-              objects=4, label="x", tick=True, block_s=0.5, token_keys=True)
+              objects=4, label="x", tick=True, block_s=0.5, token_keys=True, private=True)
     assert Job.from_dict(job.to_dict()) == job
     for runtime in (*GREENLET_RUNTIMES, Runtime("asyncio")):
         assert Runtime.from_dict(runtime.to_dict()) == runtime == Runtime.parse(runtime.id)

@@ -8,9 +8,8 @@ from __future__ import annotations
 import pytest
 
 from ..labels import label
-from ..live.capabilities import require
 from ..runtimes.plan import BURST_ACTORS, BURST_ROUNDS, Act, Job
-from .test_greenlets import _checked, run
+from .test_greenlets import _checked, private_objects, run
 
 pytestmark = pytest.mark.concurrency
 
@@ -21,9 +20,8 @@ def test_second_search_waits(vendor, observe, limits):
     through to_thread on a shared session, while another task's search there (started in an earlier to_thread
     call) is partly consumed, waits until that one is consumed, then finds every object; the first search is
     undisturbed and the session is usable afterwards."""
-    require(vendor, "public_data_objects")
     job = Job((Act(0, "start", 0, "it0"), Act(1, "all", 0), Act(0, "rest", it="it0")), label=label("asyncio-wait"),
-              block_s=limits.block_window)
+              block_s=limits.block_window, private=private_objects(vendor))
     # Not the sessions afterwards: which executor thread a last search lands on is not the schedule's to say.
     _checked(job, run(vendor, limits, "asyncio", job)[0], observe, after=False)
 
@@ -33,8 +31,8 @@ def test_search_across_to_thread_calls(vendor, observe, limits):
     """A task that takes a search's first object in one to_thread call and the rest in a later one — while
     another task's call keeps the executor thread the first ran on, so the later call runs on another — gets every
     object: the docs' lock must not tie a search to the thread that started it."""
-    require(vendor, "public_data_objects")
-    job = Job((Act(0, "start", 0, "it0"), Act(1, "hold"), Act(0, "rest", it="it0")), label=label("asyncio-across"))
+    job = Job((Act(0, "start", 0, "it0"), Act(1, "hold"), Act(0, "rest", it="it0")), label=label("asyncio-across"),
+              block_s=limits.block_window, private=private_objects(vendor))
     outcome = run(vendor, limits, "asyncio", job)[0]
     observe({"acts": list(outcome.finals()), "ended": outcome.ended})
     assert outcome.ended == "ok" and outcome.finals() == ("ok", "ok", "ok:2"), (
@@ -47,8 +45,8 @@ def test_concurrent_searches(vendor, observe, limits):
     """Tasks at once, each running whole searches through to_thread on one shared session (a FastAPI handler's
     `await asyncio.to_thread(lambda: list(session.get_objects(...)))`): the session lock serialises them across
     the executor's threads, and every search finds every object."""
-    require(vendor, "public_data_objects")
-    job = Job((Act(0, "burst", 0),), label=label("asyncio-burst"))
+    job = Job((Act(0, "burst", 0),), label=label("asyncio-burst"), block_s=limits.block_window,
+              private=private_objects(vendor))
     outcome = run(vendor, limits, "asyncio", job)[0]
     observe({"searches": BURST_ACTORS * BURST_ROUNDS, "acts": list(outcome.finals()), "ended": outcome.ended})
     assert outcome.ended == "ok" and outcome.finals() == ("ok:3",), (

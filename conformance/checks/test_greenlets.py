@@ -10,11 +10,13 @@ runtime says; the acts are forced into order and a parked greenlet is seen by ev
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from pkcs11 import Mechanism
 
 from ..labels import label
-from ..live.capabilities import require, require_mechanism
+from ..live.capabilities import CAPABILITIES, missing_of, require_mechanism
 from ..runtimes.launch import RuntimeUnavailable, for_vendor
 from ..runtimes.model import RULE, draw_job, judge, predict, smaller
 from ..runtimes.plan import GREENLET_KINDS, GREENLET_RUNTIMES, Act, Job, Outcome, Runtime
@@ -38,6 +40,17 @@ def run(vendor, limits, runtime: str, *jobs: Job) -> list[Outcome]:
         raise
 
 
+def private_objects(vendor) -> bool:
+    """Whether the fixture's data objects must be private ones (public where the token makes them, else private:
+    tpm2 makes no public ones, NSS no private ones); skipped where it makes neither."""
+    missing = missing_of(vendor)
+    if "public_data_objects" not in missing:
+        return False
+    if "private_data_objects" not in missing:
+        return True
+    pytest.skip(f"token lacks {CAPABILITIES['public_data_objects']} and {CAPABILITIES['private_data_objects']}")
+
+
 def _checked(job: Job, outcome: Outcome, observe, *, after: bool = True) -> None:
     observe({"acts": list(outcome.finals()), **({"after": list(outcome.after)} if after else {}),
              "ended": outcome.ended})
@@ -48,8 +61,8 @@ def _checked(job: Job, outcome: Outcome, observe, *, after: bool = True) -> None
 def _second_holder(vendor, observe, limits, runtime: str, *, ends: str) -> None:
     """Actor 0's search started, actor 1's whole search on the same session, then actor 0's search ended (`rest`:
     consumed, `drop`: collected)."""
-    require(vendor, "public_data_objects")
-    job = Job((Act(0, "start", 0, "it0"), Act(1, "all", 0), Act(0, ends, it="it0")), label=label(f"greenlet-{ends}"))
+    job = Job((Act(0, "start", 0, "it0"), Act(1, "all", 0), Act(0, ends, it="it0")), label=label(f"greenlet-{ends}"),
+              private=private_objects(vendor))
     _checked(job, run(vendor, limits, runtime, job)[0], observe)
 
 
@@ -80,14 +93,14 @@ def test_drawn_schedules(vendor, observe, limits, runtime):
     names the smallest schedule hypothesis found. Derandomised: every run draws the same schedules."""
     from hypothesis import HealthCheck, given, settings, strategies as st
 
-    require(vendor, "public_data_objects")
+    private = private_objects(vendor)
     failing: list[Job] = []
     with for_vendor(vendor, Runtime.parse(runtime), limits) as program:
         @settings(max_examples=DRAWN_EXAMPLES, derandomize=True, database=None, deadline=None,
                   suppress_health_check=list(HealthCheck))
         @given(st.data())
         def schedule(data) -> None:
-            job = draw_job(data, label=label("greenlet-drawn"))
+            job = replace(draw_job(data, label=label("greenlet-drawn")), private=private)
             wrong = judge(job, program.run(job))
             failing[:] = [job] if wrong else failing
             assert not wrong
@@ -125,8 +138,10 @@ def _stall(vendor, limits, kind: str, *, offload: bool):
         f"{list(outcome.finals())}, program {outcome.ended}")
     act = outcome.results[0]
     held = act.ticks == 0  # evidence, not a ratio: the ticker never ran while the greenlet was in its call
-    return held, {"hub": "held for the call" if held else "ran during the call",
-                  "largest_gap_ms": round(act.gap_ms or 0.0), "call_ms": round(act.duration_ms)}
+    # Observed: the category only (what the gate compares must not move with the machine's speed); the times are
+    # said where the check fails.
+    return held, {"hub": "held for the call" if held else "ran during the call"}, (
+        f"the ticker's largest gap {act.gap_ms or 0.0:.0f} ms in a {act.duration_ms:.0f} ms call")
 
 
 @pytest.mark.check("greenlet.long_call_holds_hub_{kind}", layer="binding", spec="PKCS#11 v3.0 §5.4 (blocking calls); issue 14")
@@ -134,9 +149,8 @@ def _stall(vendor, limits, kind: str, *, offload: bool):
 def test_long_call_holds_hub(vendor, observe, limits, kind):
     """A long C call from a greenlet (an RSA-2048 key pair) holds the hub's one OS thread for its whole duration:
     python-pkcs11 releases the GIL around the call but does not yield to the hub, so no other greenlet (a ticker
-    here) runs until it returns. Characterised: whether the ticker ran during the call, with its largest gap beside
-    the call's duration."""
-    held, seen = _stall(vendor, limits, kind, offload=False)
+    here) runs until it returns. Characterised: whether the ticker ran during the call."""
+    held, seen, _ = _stall(vendor, limits, kind, offload=False)
     observe(seen)
 
 
@@ -147,6 +161,6 @@ def test_threadpool_frees_hub(vendor, observe, limits, kind):
     (gevent's hub threadpool, eventlet.tpool) runs on another OS thread, and the hub keeps running other greenlets
     meanwhile (the ticker runs during the call) — at the price of OS-thread concurrency in the module, which
     python-pkcs11's C_Initialize(NULL) does not ask the module to support (v3.0 §5.4)."""
-    held, seen = _stall(vendor, limits, kind, offload=True)
+    held, seen, times = _stall(vendor, limits, kind, offload=True)
     observe(seen)
-    assert not held, f"through the threadpool the hub was still held: {seen}"
+    assert not held, f"through the threadpool the hub was still held: the ticker never ran ({times})"

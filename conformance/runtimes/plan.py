@@ -109,6 +109,7 @@ class Job:
     `objects` session data objects labelled `label` on the first (what `start` and `all` find), then the acts.
     `tick`: run a ticker greenlet and report the hub's largest gap during each act. `block_s` (asyncio): how long
     an act may run before it counts as blocked (greenlets need none: a parked greenlet is seen as parked).
+    `private`: the fixture's objects are private ones (the sessions share the login that may see them).
     `token_keys`: where the token makes no session key pairs, `keygen` makes a token pair (labelled `label`) and
     destroys it at once (for disposable tokens)."""
 
@@ -119,6 +120,7 @@ class Job:
     tick: bool = False
     block_s: float = 0.25
     token_keys: bool = False
+    private: bool = False  # the data objects private (a token that makes no public ones: tpm2)
 
     def program(self) -> str:
         return "\n".join(f"{i:>3}  {a.line()}" for i, a in enumerate(self.acts))
@@ -126,13 +128,14 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         return {"acts": [a.to_dict() for a in self.acts], "sessions": self.sessions, "objects": self.objects,
                 "label": self.label, "tick": self.tick, "block_s": self.block_s,
-                "token_keys": self.token_keys}
+                "token_keys": self.token_keys, "private": self.private}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Job:
         return cls(tuple(Act.from_dict(a) for a in data["acts"]), int(data.get("sessions", 1)),
                    int(data.get("objects", 3)), str(data.get("label", "")), bool(data.get("tick", False)),
-                   float(data.get("block_s", 0.25)), bool(data.get("token_keys", False)))
+                   float(data.get("block_s", 0.25)), bool(data.get("token_keys", False)),
+                   bool(data.get("private", False)))
 
 
 @dataclass(frozen=True)
