@@ -90,6 +90,28 @@ def test_the_smallest_failing_schedule_keeps_only_what_the_failure_needs() -> No
         "actor0: it0 = start(s0)", "actor1: it2 = start(s0)", "actor0: rest(it0)", "actor1: rest(it2)"]
 
 
+def test_only_what_python_pkcs11_raises_is_an_outcome() -> None:
+    """A refusal (or the binding's own error) is an act's outcome; an exception of the program's own code is not —
+    it propagates, and the driver reports it as the harness's (RuntimeBroken)."""
+    import pkcs11
+
+    from conformance.runtimes.program import perform
+
+    class Refusing:  # a fake session whose search the module refuses
+        def get_objects(self, template):
+            raise pkcs11.exceptions.OperationActive()
+
+    class Fixture:
+        template: dict = {}
+        iterators: dict = {}
+
+        def __init__(self, session) -> None:
+            self.sessions = [session]
+    assert perform(Fixture(Refusing()), Act(0, "all", 0), None, None) == "raises:OperationActive"
+    with pytest.raises(AttributeError):  # object() has no get_objects: the program's own bug, not an outcome
+        perform(Fixture(object()), Act(0, "all", 0), None, None)
+
+
 @pytest.fixture
 def program(other_token: Path, softhsm_module: str):
     """A runtime program on the 'other' SoftHSM token, for one runtime."""

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from typing import Any
 
+from ..outcomes import HarnessFault
 from .plan import ActResult, Job, Outcome, Runtime, Start
 
 # An answer that has not come this long after the one before means the program is stuck (at least this, or the
@@ -19,6 +20,10 @@ from .plan import ActResult, Job, Outcome, Runtime, Start
 STEP_FLOOR_S = 10.0
 START_S = 60.0
 KEYGEN_S = 60.0
+
+
+class RuntimeBroken(HarnessFault):
+    """The runtime program's own code failed: the harness's error, never a finding."""
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -102,6 +107,9 @@ class RuntimeProcess:
                                                    value["outcome"], earlier.duration_ms, earlier.gap_ms, earlier.ticks)
             elif kind == "after":
                 after = tuple(value)
+            elif kind == "broken":
+                self.close()
+                raise RuntimeBroken(f"the {self.runtime.id} runtime program broke: {value}")
             elif kind == "done":
                 outcome = Outcome(tuple(results[i] for i in sorted(results)), after,
                                   offload_threads=int(value["offload_threads"]))

@@ -124,7 +124,9 @@ def perform(fixture: Fixture, act: Act, offload: Callable[[Callable[[], Any]], A
             outcomes = burst(lambda: f"ok:{len(list(session.get_objects(fixture.template)))}")
             wrong = [o for o in outcomes if not o.startswith("ok:") or o != outcomes[0]]
             return wrong[0] if wrong else outcomes[0]  # every search alike, or the first that was not
-    except Exception as exc:  # noqa: BLE001 - every refusal is the act's outcome
+    except Exception as exc:  # noqa: BLE001 - what python-pkcs11 or the module raised is the act's outcome
+        if not _from_binding(exc):
+            raise  # the program's own bug: the driver reports it as such (Broken), never as an outcome
         name = type(exc).__name__
         exc.__traceback__ = None  # frames must not keep iterators alive
         del exc
@@ -132,10 +134,37 @@ def perform(fixture: Fixture, act: Act, offload: Callable[[Callable[[], Any]], A
     return "ok"
 
 
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # conformance/
+
+
+def _from_binding(exc: BaseException) -> bool:
+    """Raised by python-pkcs11, the module or the libraries under them (a PKCS#11 refusal, the RLock's RuntimeError,
+    a green lock's): its innermost frame is not the harness's own code (as outcomes.ours decides it)."""
+    import pkcs11
+
+    if isinstance(exc, pkcs11.exceptions.PKCS11Error):
+        return True
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = os.path.abspath(tb.tb_frame.f_code.co_filename) if tb is not None else ""
+    return not where.startswith(PACKAGE + os.sep)
+
+
+def _where(exc: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    return f"{type(exc).__name__}: {exc}" + (f" at {os.path.basename(last.filename)}:{last.lineno}" if last else "")
+
+
 def attempt_burst(run: Callable[[], str]) -> str:
     try:
         return run()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - as in perform: the binding's and the module's are outcomes
+        if not _from_binding(exc):
+            raise
         return f"raises:{type(exc).__name__}"
 
 
@@ -182,7 +211,11 @@ class GreenletDriver:
                 index, act = item
                 started[index] = time.perf_counter()
                 progress[0] += 1
-                outcome = perform(fixture, act, g.offload, self._burst)
+                try:
+                    outcome = perform(fixture, act, g.offload, self._burst)
+                except Exception as exc:  # noqa: BLE001 - the program's own bug, said before it exits
+                    answer(broken=_where(exc))
+                    os._exit(5)
                 finished[index] = (outcome, started[index], time.perf_counter())
                 progress[0] += 1
 
@@ -383,7 +416,11 @@ def main() -> int:
         if not patched and g is not None:
             g.patch()  # the sessions above keep the native RLock python-pkcs11 made them with
             patched = True
-        driver.run(fixture, job)
+        try:
+            driver.run(fixture, job)
+        except Exception as exc:  # noqa: BLE001 - the program's own bug (an asyncio act's included)
+            answer(broken=_where(exc))
+            return 5
         threads = len(fixture.offload_threads)
         fixture.close()
         answer(done=True, offload_threads=threads)
