@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conformance.runtimes import launch
-from conformance.runtimes.launch import RuntimeProcess, RuntimeUnavailable
-from conformance.runtimes.model import Expect, closed, draw_job, judge, predict, smaller
+from conformance.runtimes.launch import RuntimeNotInstalled, RuntimeProcess, RuntimeUnavailable
+from conformance.runtimes.model import EXAMPLES, Expect, closed, draw_job, judge, predict, smaller
 from conformance.runtimes.plan import GREENLET_RUNTIMES, Act, ActResult, Job, Outcome, Runtime, Start
 
 from faults import build_shim
@@ -72,6 +72,13 @@ def test_drawn_schedules_end_with_every_search_consumed_and_no_one_parked(data) 
     assert all(e.outcome != "blocked" or e.late is not None for e in expected)
 
 
+def test_the_regression_examples_are_schedules_the_model_allows() -> None:
+    """Each regression example is runnable as drawn schedules are (no one parked for good) and ends free."""
+    for acts in EXAMPLES:
+        job = closed(list(acts), 2, 3, "x")
+        assert job is not None and job.acts == acts and predict(job)[1] == ("ok:3", "ok:3")
+
+
 def test_the_smallest_failing_schedule_keeps_only_what_the_failure_needs() -> None:
     """Greedy deletion after hypothesis: every act not needed for "actor1's search on s0 while actor0's is live"
     goes, and the schedule is still ended by consuming each live search."""
@@ -95,7 +102,7 @@ def test_only_what_python_pkcs11_raises_is_an_outcome() -> None:
     it propagates, and the driver reports it as the harness's (RuntimeBroken)."""
     import pkcs11
 
-    from conformance.runtimes.program import perform
+    from conformance.runtimes.acts import perform
 
     class Refusing:  # a fake session whose search the module refuses
         def get_objects(self, template):
@@ -178,7 +185,7 @@ def test_a_runtime_that_is_not_installed_is_unavailable_naming_the_extra(program
     (tmp_path / "gevent").mkdir()
     (tmp_path / "gevent" / "__init__.py").write_text("raise ImportError('not here')\n")
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    with pytest.raises(RuntimeUnavailable, match=r"gevent is not installed: pip install 'pkcs11-conformance\[runtimes\]'"):
+    with pytest.raises(RuntimeNotInstalled, match=r"gevent is not installed: pip install 'pkcs11-conformance\[runtimes\]'"):
         program("gevent_before_import").start()
 
 

@@ -27,7 +27,11 @@ class RuntimeBroken(HarnessFault):
 
 
 class RuntimeUnavailable(RuntimeError):
-    """The runtime's library is not installed (the message says what to install), or the module did not load."""
+    """The runtime program could not use the module (the message says why)."""
+
+
+class RuntimeNotInstalled(RuntimeUnavailable):
+    """The runtime's library is not installed; the message says what to install."""
 
 
 class RuntimeProcess:
@@ -57,7 +61,7 @@ class RuntimeProcess:
         kind, value = self._read(START_S)
         if kind == "unavailable":
             self.close()
-            raise RuntimeUnavailable(value)
+            raise RuntimeNotInstalled(value)
         if kind == "failed" or kind != "ready":
             self.close()
             raise RuntimeUnavailable(f"the {self.runtime.id} program could not use the module: {value or kind}")

@@ -204,3 +204,11 @@ def smaller(job: Job, fails: Callable[[Job], bool]) -> Job:
         else:
             i += 1
     return Job(tuple(acts), sessions=job.sessions, objects=job.objects, label=job.label)
+
+
+# Schedules that once showed a deviation, run before any drawn one (as hypothesis' @example; families.py's
+# `examples` for the thread families): the smallest walk-through of a native lock — a second actor's search on a
+# session whose search the first holds.
+EXAMPLES: tuple[tuple[Act, ...], ...] = (
+    (Act(0, "start", 0, "it0"), Act(1, "start", 0, "it1"), Act(0, "rest", it="it0"), Act(1, "rest", it="it1")),
+)
