@@ -154,12 +154,9 @@ def draw_job(data: Any, *, actors: int = 2, sessions: int = 2, most: int = 8, la
             state.made += 1
         state.step(len(acts), act, expected)
         acts.append(act)
-    while state.iterators:  # never a cycle (State.may): someone not parked always owns a live search
-        it, (owner, _) = next((it, o) for it, o in state.iterators.items() if o[0] not in state.waiting)
-        act = Act(owner, "rest", it=it)
-        state.step(len(acts), act, expected)
-        acts.append(act)
-    return Job(tuple(acts), sessions=sessions, objects=state.objects, label=label)
+    job = closed(acts, sessions, state.objects, label)  # every act was drawn from what State.may allows
+    assert job is not None
+    return job
 
 
 def _choices(state: State, actors: int, sessions: int) -> list[Act]:
@@ -180,7 +177,7 @@ def closed(acts: list[Act], sessions: int, objects: int, label: str) -> Job | No
         if not state.may(act.actor, act):
             return None
         state.step(index, act, expected)
-    while state.iterators:
+    while state.iterators:  # never a cycle (State.may): someone not parked always owns a live search
         it, (owner, _) = next((it, o) for it, o in state.iterators.items() if o[0] not in state.waiting)
         acts.append(Act(owner, "rest", it=it))
         state.step(len(acts) - 1, acts[-1], expected)
