@@ -1,5 +1,6 @@
 """The pkcs11-conformance console script: `vendors`, `gate` (the upgrade gate), `report` (the HTML matrix), `matrix`
-(the checks under several python-pkcs11 versions), `reproduce` (a finding as a standalone script)."""
+(the checks under several python-pkcs11 versions), `reproduce` (a finding as a standalone script), `bench` (throughput
+per mechanism, session strategy and thread count) and `bench-gate` (the benchmark's upgrade gate)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,38 @@ def _reproduce(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench.command import BenchUsageError, run_command
+
+    try:
+        return run_command(args)
+    except BenchUsageError as exc:
+        print(f"pkcs11-conformance bench: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _bench_gate(args: argparse.Namespace) -> int:
+    from .bench.compare import compare_files, render_bench_gate
+    from .bench.record import BenchInputError
+
+    try:
+        report = compare_files(args.baseline, args.candidate, args.aliases)
+    except BenchInputError as exc:
+        print(f"pkcs11-conformance bench-gate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(render_bench_gate(report, args.format))
+    return EXIT_REGRESSIONS if report.regressions else EXIT_OK
+
+
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    """--format and --as, the same for both gates."""
+    parser.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                        help="text (default), json (machine-readable classification) or markdown (a CI comment)")
+    parser.add_argument("--as", dest="aliases", action="append", default=[], metavar="OLD=NEW",
+                        help="compare the baseline's vendor OLD with the candidate's vendor NEW (repeatable); "
+                        "automatic when each file has one vendor")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(prog="pkcs11-conformance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,11 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "1 regressions (one line each), 2 bad input")
     gate.add_argument("baseline", metavar="BASELINE.json", help="results JSON of the run you trust")
     gate.add_argument("candidate", metavar="CANDIDATE.json", help="results JSON of the run to judge (e.g. after an upgrade)")
-    gate.add_argument("--format", choices=("text", "json", "markdown"), default="text",
-                      help="text (default), json (machine-readable classification) or markdown (a CI comment)")
-    gate.add_argument("--as", dest="aliases", action="append", default=[], metavar="OLD=NEW",
-                      help="compare the baseline's vendor OLD with the candidate's vendor NEW (repeatable); "
-                      "automatic when each file has one vendor")
+    _gate_options(gate)
     gate.set_defaults(func=_gate)
     report = sub.add_parser("report", help="merge results files into one HTML matrix")
     report.add_argument("files", nargs="*", metavar="RESULTS.json", help="results files (several vendors or versions)")
@@ -177,6 +206,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                            help="local profile directory for the module path and token (default: ./vendors, then "
                            "the shipped profiles)")
     reproduce.set_defaults(func=_reproduce)
+    from .bench.command import add_arguments
+
+    bench = sub.add_parser("bench", help="throughput (ops/s, latency percentiles) per mechanism, session strategy "
+                           "and thread count on each vendor: DIR/bench.json and DIR/bench.html")
+    add_arguments(bench)
+    bench.set_defaults(func=_bench)
+    bench_gate = sub.add_parser("bench-gate", help="compare CANDIDATE bench.json against BASELINE: exit 0 no drop "
+                                "beyond the trials' spread, 1 drops (one line each), 2 bad input")
+    bench_gate.add_argument("baseline", metavar="BASELINE.json", help="bench.json of the run you trust")
+    bench_gate.add_argument("candidate", metavar="CANDIDATE.json", help="bench.json of the run to judge")
+    _gate_options(bench_gate)
+    bench_gate.set_defaults(func=_bench_gate)
     args = parser.parse_args(argv)
     return args.func(args)
 

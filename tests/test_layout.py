@@ -23,8 +23,8 @@ STAGES = [
     {"checks"},  # the checks (import live, engine, executor.protocol)
     {"gate", "report"},  # reading results
     {"plugin"},  # pytest
-    {"cli", "profiles", "matrix", "reproduce"},  # the console script, the binding matrix and the reproducers it
-    # writes; the shipped profiles
+    {"cli", "profiles", "matrix", "reproduce", "bench"},  # the console script, the binding matrix, the reproducers it
+    # writes, the benchmark; the shipped profiles
 ]
 TOP_LEVEL_LIMIT = 8  # modules directly in conformance/, __init__ included
 LINE_LIMIT = 400

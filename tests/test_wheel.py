@@ -53,7 +53,8 @@ CHECKS = 220  # the shipped checks, per vendor (README: "220 per vendor")
 DATA = ("conformance/report/templates/*.j2", "conformance/results/*.json", "conformance/vendor/binding.toml",
         "conformance/vendor/provider.toml",
         "conformance/vendor/provisioning/native/tap.c", "conformance/profiles/*.toml",
-        "conformance/profiles/templates/*.toml", "conformance/reproduce/recipes/*.py")
+        "conformance/profiles/templates/*.toml", "conformance/reproduce/recipes/*.py", "conformance/bench/*.json",
+        "conformance/bench/templates/*.j2")
 # Top-level entries of the checkout that the build does not read (and that may be large or busy).
 NOT_SOURCE = {".git", ".venv", "build", "dist", "reports", "tests", ".hypothesis", ".pytest_cache", ".ci"}
 
@@ -264,6 +265,18 @@ def test_installed_wheel_runs_disposable_and_non_disposable_profiles_from_an_emp
     assert token_contents(python, conf, env) == before
     assert list((tmp_path / "cache" / "pkcs11-conformance").glob("tap-*.so")), "the tap was not built from tap.c"
     lap("run local profile (non-disposable)")
+
+    # 4b'. The benchmark from the installed package, on the same non-disposable token: session objects only, the
+    # token as found afterwards; its page and schema come from the wheel.
+    proc = run([str(venv / "bin" / "pkcs11-conformance"), "bench", f"--vendor={PROFILE_NAME}", "--mechanism",
+                "rsa2048_sign", "--mechanism", "search", "--strategy", "per_thread", "--threads", "1", "--trials", "2",
+                "--trial-seconds", "0.05", "-o", "bench"], here, {**env, PIN_VARIABLE: PIN}, timeout=300)
+    assert proc.returncode == 0, console(proc)
+    bench = json.loads((here / "bench" / "bench.json").read_text(encoding="utf-8"))
+    assert [r["outcome"] for r in bench["rows"]] == ["measured", "measured"], bench["rows"]
+    assert (here / "bench" / "bench.html").stat().st_size > 0
+    assert token_contents(python, conf, env) == before
+    lap("bench (non-disposable)")
 
     # 4c. The console script lists the shipped profiles and the local one.
     proc = run([str(venv / "bin" / "pkcs11-conformance"), "vendors"], here, env, timeout=120)

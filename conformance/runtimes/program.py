@@ -11,35 +11,18 @@ offloaded to a threadpool is waited for (a hang there is the launcher's to see).
 
 from __future__ import annotations
 
+# Only the standard library's smallest parts are imported before the runtime patches (asyncio and threading are
+# imported by the asyncio driver alone): a greenlet runtime patches as a service does, first thing.
 import json
 import os
 import sys
 from typing import Any
 
+from ..live.programs import Answers, die_with_parent
 from .acts import Fixture, where_of
 from .drivers import AsyncioDriver, GreenletDriver
 from .greening import LIBRARIES, REQUIREMENT, Greenlets
 from .plan import Job, Start
-
-# Only the standard library's smallest parts are imported before the runtime patches (asyncio and threading are
-# imported by the asyncio driver alone): a greenlet runtime patches as a service does, first thing.
-WRITE = os.write  # eventlet greens os.write: on a pipe whose reader died it retries for good instead of raising
-
-
-class Answers:
-    """One JSON line per event on a private copy of stdout (fd 1 goes to stderr: a module's printf never lands
-    between two answers); the PIN is masked in anything that could echo it."""
-
-    def __init__(self, pin: str) -> None:
-        self._fd = os.dup(1)
-        os.dup2(2, 1)
-        self._pin = pin
-
-    def __call__(self, **event: Any) -> None:
-        line = json.dumps(event)
-        if self._pin:
-            line = line.replace(self._pin, "***")
-        WRITE(self._fd, (line + "\n").encode())
 
 
 def _load(start: Start, answer: Answers) -> Any:
@@ -55,19 +38,8 @@ def _load(start: Start, answer: Answers) -> Any:
     return token
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGKILL this program when the module's process that started it dies (a check aborted at its
-    deadline): a program parked in the module must not outlive the run holding sessions on the token."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
-    except (OSError, AttributeError):
-        return
-
-
 def main() -> int:
-    _die_with_parent()
+    die_with_parent()
     first = json.loads(sys.stdin.readline())
     start, pin = Start.from_dict(first["start"]), str(first["pin"])
     answer = Answers(pin)

@@ -27,20 +27,21 @@ def provisioner_for(profile: VendorProfile) -> Provisioner:
     return _load(PROVISIONERS[profile.provisioning])()
 
 
-def set_up(profile: VendorProfile, workdir: Path, module: str, via: Sequence[str] = ()) -> Stage:
+def set_up(profile: VendorProfile, workdir: Path, module: str, via: Sequence[str] = (), *, tap: bool = True) -> Stage:
     """Provision the profile's token and apply its wrappers (innermost first); on failure everything started
-    so far is stopped again before the ProvisioningError propagates."""
+    so far is stopped again before the ProvisioningError propagates. tap=False leaves the tap out (the benchmark:
+    it needs no evidence, and times the module as the application's stack has it)."""
     workdir.mkdir(parents=True, exist_ok=True)
     stage = Stage(profile=profile, workdir=workdir, module=module, real_module=module, env=dict(profile.env),
                   token_label=profile.token_label, token_uri=profile.token_uri)
     try:
         provisioner_for(profile).prepare(stage)
         stage.ground_truth = stage.module  # the module itself, loaded by whatever wraps it: same instance
-        if "p11-kit" not in via:
+        if tap and "p11-kit" not in via:
             _insert_tap(stage, required=not profile.disposable)  # innermost (p11-kit stacks get it after the proxy)
         for name in via:
             _load(WRAPPERS[name])().apply(stage)
-            if stage.tap and "CONFORMANCE_TAP_MODULE" not in stage.env:
+            if tap and stage.tap and "CONFORMANCE_TAP_MODULE" not in stage.env:
                 _insert_tap(stage, required=True)
                 stage.ground_truth = stage.module  # the tap: the one instance both sides see
     except BaseException:
