@@ -95,10 +95,10 @@ def test_protocol_messages_round_trip() -> None:
     messages = [
         protocol.Start("/m.so", "conformance", None, "random", True, 2, ""),
         protocol.Ready(12, {"library": {"version": "2.6"}}, 3.5, ""),
-        protocol.Run("pool", 4, 0.1, 0.5, 10.0),
+        protocol.Run("pool", 4, 0.1, 0.5, 10.0, 8),
         protocol.Measured(100, 0.5, {3: 1, 700: 99}),
         protocol.Stopped("failed", "GeneralError"),
-        protocol.OverheadAsked(7, 1000, 10.0),
+        protocol.OverheadAsked(7, 1000, 10.0, 8),
         protocol.OverheadMeasured(3.0, 3.1),
     ]
     for message in messages:

@@ -30,7 +30,7 @@ class Progress:
     def overhead(self, vendor: str, o: Overhead) -> None:
         verdict = "ok" if o.percent <= OVERHEAD_TARGET_PCT else "OVER the target"
         self._line(f"  the benchmark's own overhead against a bare python-pkcs11 loop: {o.percent:+.1f}% "
-                   f"({o.bare_us:.1f} -> {o.timed_us:.1f} µs per call; target <= {OVERHEAD_TARGET_PCT:.0f}%: {verdict})")
+                   f"({o.bare_us:.4g} -> {o.timed_us:.4g} µs per call; target <= {OVERHEAD_TARGET_PCT:.0f}%: {verdict})")
 
     def trial(self, vendor: str, mechanism: str, strategy: str, threads: int, round_: int, rounds: int,
               ops_per_s: float) -> None:

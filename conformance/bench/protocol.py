@@ -59,15 +59,16 @@ class Run:
     warmup_s: float
     trial_s: float
     hang_s: float  # a thread still in a call this long after the trial's end is hung
+    stride: int = 1  # every stride-th call's latency is recorded (worker.timed_loop)
 
     def to_dict(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "threads": self.threads, "warmup_s": self.warmup_s,
-                "trial_s": self.trial_s, "hang_s": self.hang_s}
+                "trial_s": self.trial_s, "hang_s": self.hang_s, "stride": self.stride}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Run:
         return cls(strategy=str(data["strategy"]), threads=int(data["threads"]), warmup_s=float(data["warmup_s"]),
-                   trial_s=float(data["trial_s"]), hang_s=float(data["hang_s"]))
+                   trial_s=float(data["trial_s"]), hang_s=float(data["hang_s"]), stride=int(data.get("stride", 1)))
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,15 @@ class OverheadAsked:
     repeats: int
     calls: int
     hang_s: float
+    stride: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return {"repeats": self.repeats, "calls": self.calls, "hang_s": self.hang_s}
+        return {"repeats": self.repeats, "calls": self.calls, "hang_s": self.hang_s, "stride": self.stride}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OverheadAsked:
-        return cls(repeats=int(data["repeats"]), calls=int(data["calls"]), hang_s=float(data["hang_s"]))
+        return cls(repeats=int(data["repeats"]), calls=int(data["calls"]), hang_s=float(data["hang_s"]),
+                   stride=int(data.get("stride", 1)))
 
 
 @dataclass(frozen=True)

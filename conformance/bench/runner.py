@@ -24,8 +24,9 @@ from .protocol import Measured, OverheadAsked, OverheadMeasured, Ready, Run, Sta
 from .record import BenchDoc, Overhead, Row, Settings, Trial, VendorFacts
 
 MIN_CALLS = 20  # a trial lasts at least this many single-thread calls (slow modules: tpm2's RSA signs)
-OVERHEAD_S = 0.1  # each of the overhead measurement's loops lasts about this long (noise: soft tokens vary by 10%)
-OVERHEAD_REPEATS = 7
+OVERHEAD_S = 0.03  # each loop of the overhead measurement lasts about this long: many short loops, their minimum
+OVERHEAD_REPEATS = 21
+STRIDE_US = 25.0  # latencies are recorded for one call in every this many µs' worth (all, for slower calls)
 ANSWER_MARGIN_S = 10.0  # the worker says `hung` itself; the runner kills it only if it cannot even do that
 
 
@@ -137,10 +138,12 @@ class VendorBench:
                     cell.outcome, cell.detail = outcome, detail
                 return [c.row(self.profile.name, mechanism) for c in cells]
             self._library(first)
+            stride = max(1, min(64, int(STRIDE_US / max(first.call_us, 0.1))))
+            sampled = f"latency of every {stride}th call" if stride > 1 else ""
             for cell in cells:
-                cell.detail = first.note
+                cell.detail = "; ".join(filter(None, (first.note, sampled)))
             call_s = max(first.call_us, 1.0) / 1e6
-            if not self._overhead(worker, mechanism, call_s):
+            if not self._overhead(worker, mechanism, call_s, stride):
                 worker.kill()
                 worker = None  # died or stuck measuring: the trials get a fresh one (and meet the fault themselves)
             trial_s = max(s.trial_s, MIN_CALLS * call_s)
@@ -148,7 +151,7 @@ class VendorBench:
             for round_ in range(s.trials):
                 for cell in (c for c in cells if c.live):
                     hang_s = max(s.hang_s, 100 * call_s * cell.threads)
-                    run = Run(cell.strategy, cell.threads, s.warmup_s, trial_s, hang_s)
+                    run = Run(cell.strategy, cell.threads, s.warmup_s, trial_s, hang_s, stride)
                     if worker is None:
                         worker = self._worker(mechanism)
                         again = self._open(worker)
@@ -187,12 +190,13 @@ class VendorBench:
             token = str(ready.facts.get("token", {}).get("label", ""))
             self.facts = replace(self.facts, library=library, token=token)
 
-    def _overhead(self, worker: WorkerProcess, mechanism: str, call_s: float) -> bool:
+    def _overhead(self, worker: WorkerProcess, mechanism: str, call_s: float, stride: int) -> bool:
         """Measure the benchmark's own overhead (progress prints it); False if the worker did not answer."""
         calls = max(10, int(OVERHEAD_S / call_s))
         hang_s = max(self.settings.hang_s, 100 * call_s)
         expected = OVERHEAD_REPEATS * 2 * calls * call_s
-        answer = worker.ask(OverheadAsked(OVERHEAD_REPEATS, calls, hang_s), 3 * expected + hang_s + ANSWER_MARGIN_S)
+        answer = worker.ask(OverheadAsked(OVERHEAD_REPEATS, calls, hang_s, stride),
+                            3 * expected + 2 * hang_s + ANSWER_MARGIN_S)
         if not isinstance(answer, OverheadMeasured):
             self.progress.ended(self.profile.name, mechanism, f"overhead not measured: {_said(answer)}")
             return False

@@ -9,6 +9,7 @@ thread's stack on stderr, and the worker exits — a module that crashes the pro
 from __future__ import annotations
 
 import faulthandler
+import functools
 import json
 import os
 import signal
@@ -24,27 +25,70 @@ from .strategies import Found, PerThread, Pool, ProviderStrategy, Request, Strat
 from .workloads import WORKLOADS, Made, Unsupported, Variant, WrongAnswer, choose, destroy, make
 
 HUNG_EXIT = 3
+NOOP_CALLS, NOOP_REPEATS = 200_000, 9  # the loop's own cost, measured on a call that does nothing: ~20 ms a loop
 PROBE_CALLS = 5  # calls timed at set-up: the runner derives trial and hang times from their median
 
 
-def timed_loop(request: Request, latencies: list[int], running: list[bool]) -> None:
-    """The loop every thread runs: one request and its latency, until told to stop. One clock read per call (the
-    end of one call is the start of the next) and the count is len(latencies): what it costs beyond a bare loop of
-    the same calls is measured (Worker.overhead) and reported with every vendor."""
+class Hung(Exception):
+    """A call did not return (the module's hang, never the worker's bug)."""
+
+
+def timed_loop(request: Request, latencies: list[int], running: list[bool], stride: int) -> int:
+    """The loop every thread runs, until told to stop: `stride` requests at a time, the last of them timed (two
+    clock reads and an append cost about 0.15 µs: on calls of a few µs only every stride-th is timed — an unbiased
+    sample of the latencies — and the count is of every call). Returns the calls made."""
     clock, record = time.perf_counter_ns, latencies.append
-    before = clock()
+    untimed = (None,) * (stride - 1)
+    n = 0
     while running[0]:
+        for _ in untimed:
+            request()
+        before = clock()
         request()
-        after = clock()
-        record(after - before)
-        before = after
+        record(clock() - before)
+        n += stride
+    return n
+
+
+def _nothing(session: Any, found: Any) -> None:
+    return None
+
+
+def _bare_loop(call: Callable[[Any, Any], Any], session: Any, found: Any, calls: int) -> float:
+    """µs per call of `calls` calls in a plain for loop: what a user's own loop does."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        call(session, found)
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def _threaded(measure: Callable[[], float], timeout: float) -> float:
+    """`measure()` on a fresh thread (as a trial's loops run); Hung if it does not return in `timeout`."""
+    out: list[float] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(measure())
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise Hung("a call of the bare loop did not return")
+    if errors:
+        raise errors[0]
+    return out[0]
 
 
 class Phase:
     """Threads running the timed loop together from a barrier for `seconds`; the first exception stops them all."""
 
-    def __init__(self, requests: list[Request]) -> None:
-        self.requests = requests
+    def __init__(self, requests: list[Request], stride: int = 1) -> None:
+        self.requests, self.stride = requests, stride
+        self.ops = [0] * len(requests)
         self.running = [True]
         self.latencies: list[list[int]] = [[] for _ in requests]
         self.ends = [0.0] * len(requests)
@@ -54,7 +98,7 @@ class Phase:
     def _thread(self, i: int) -> None:
         self._barrier.wait()
         try:
-            timed_loop(self.requests[i], self.latencies[i], self.running)
+            self.ops[i] = timed_loop(self.requests[i], self.latencies[i], self.running, self.stride)
         except BaseException as exc:  # noqa: BLE001 - judged by the main thread (module's answer or our bug)
             self.error = self.error or exc
             self.running[0] = False
@@ -146,7 +190,7 @@ class Worker:
             for seconds, timed in ((run.warmup_s, False), (run.trial_s, True)):
                 if seconds <= 0 and not timed:
                     continue
-                phase = Phase(requests)
+                phase = Phase(requests, run.stride)
                 elapsed, hung = phase.run(seconds, run.hang_s)
                 if hung:
                     faulthandler.dump_traceback(all_threads=True)
@@ -155,32 +199,32 @@ class Worker:
                 if phase.error is not None:
                     return _describe(phase.error)
                 if timed:
-                    return Measured(sum(map(len, phase.latencies)), elapsed, stats.histogram(x for lat in phase.latencies for x in lat))
+                    return Measured(sum(phase.ops), elapsed, stats.histogram(x for lat in phase.latencies for x in lat))
         finally:
             if not hung:  # a hung thread is still in the module: leave its session alone, the process exits
                 strategy.end()
         raise AssertionError("a trial with no timed phase")
 
     def overhead(self, asked: OverheadAsked) -> OverheadMeasured:
-        """Per call, µs: a bare python-pkcs11 loop of the workload's calls against a one-thread trial of the same
-        calls on the same session (the trial's own machinery: thread, timed loop, stop flag), interleaved. The fastest of
-        the repeats on each side (as timeit takes the minimum): the other repeats measure the machine's noise."""
-        request = self.per_thread.begin(1)[0]
-        session = self.per_thread.sessions[0]
+        """Per call, µs. `bare_us`: the fastest of the repeats of a bare python-pkcs11 loop of the workload's calls
+        on one session (a fresh thread each). What a trial adds per call — its timed loop (stride, clock reads, stop
+        flag) on its thread, against a bare loop — is measured on a call that does nothing, where the module's own
+        variation (±10 % between repeats on a soft token's µs calls) cannot hide a 0.1 µs cost; `timed_us` is the
+        bare call plus that. Both are the fastest of their repeats (as timeit takes the minimum: the other repeats
+        measure the machine's noise)."""
+        session = self.per_thread.begin(1) and self.per_thread.sessions[0]
         call, found = self.call, self.found(session)
-        bare, timed = [], []
-        for _ in range(asked.repeats):
-            t0 = time.perf_counter()
-            for _ in range(asked.calls):
-                call(session, found)
-            seconds = time.perf_counter() - t0
-            bare.append(seconds / asked.calls * 1e6)
-            phase = Phase([request])
-            elapsed, hung = phase.run(seconds, asked.hang_s)
-            if hung or phase.error is not None:
-                raise phase.error or RuntimeError("a call did not return during the overhead measurement")
-            timed.append(elapsed / max(1, len(phase.latencies[0])) * 1e6)
-        return OverheadMeasured(min(bare), min(timed))
+        bare = [_threaded(lambda: _bare_loop(call, session, found, asked.calls), asked.hang_s + 10.0)
+                for _ in range(asked.repeats)]
+        nothing = functools.partial(_nothing, None, None)  # shaped as a strategy's request: partial(call, s, found)
+        noop_bare, noop_timed = [], []
+        for _ in range(NOOP_REPEATS):
+            seconds = _bare_loop(_nothing, None, None, NOOP_CALLS) * NOOP_CALLS / 1e6
+            noop_bare.append(seconds / NOOP_CALLS * 1e6)
+            phase = Phase([nothing], asked.stride)
+            elapsed, _ = phase.run(seconds, asked.hang_s)
+            noop_timed.append(elapsed / max(1, phase.ops[0]) * 1e6)
+        return OverheadMeasured(min(bare), min(bare) + max(0.0, min(noop_timed) - min(noop_bare)))
 
     def close(self) -> None:
         for strategy in self.strategies.values():
@@ -217,6 +261,10 @@ def main() -> int:
                 answer(**encode(worker.overhead(message)))
                 continue
             result = worker.trial(message)
+        except Hung as exc:
+            faulthandler.dump_traceback(all_threads=True)
+            answer(**encode(Stopped("hung", str(exc))))
+            return HUNG_EXIT
         except Exception as exc:  # noqa: BLE001 - a strategy's set-up (opening sessions) failed, or our bug
             answer(**encode(_describe(exc)))
             return 2

@@ -171,8 +171,12 @@ def _names(mechanisms: list[str]) -> str:
 
 def make(workload: Workload, session: Any, disposable: bool) -> Made:
     """Make what the workload's calls use: session objects; on a disposable token that refuses them (tpm2-pkcs11
-    makes key pairs only as token objects), token objects under this run's label. Unsupported otherwise."""
+    makes key pairs only as token objects), token objects under this run's label. Unsupported otherwise.
+    Token objects an earlier worker of this run made and could not destroy (it crashed) are used again: made
+    twice, the next search for them would find two."""
     tag = label(f"bench-{workload.name}")
+    if workload.make is not _nothing_made and list(session.get_objects({Attribute.LABEL: tag})):
+        return Made(tag, True)
     try:
         workload.make(session, tag, False)
         return Made(tag, False)
@@ -190,7 +194,7 @@ def make(workload: Workload, session: Any, disposable: bool) -> Made:
 
 
 def destroy(session: Any, made: Made) -> None:
-    """The token objects set-up made (session objects go with their session)."""
-    if made.token_objects:
-        for obj in list(session.get_objects({Attribute.LABEL: made.tag})):
-            obj.destroy()
+    """Everything set-up made, token objects and session objects alike: some modules keep session objects past
+    their session (tpm2-pkcs11), and the token must be left as it was found."""
+    for obj in list(session.get_objects({Attribute.LABEL: made.tag})):
+        obj.destroy()
