@@ -31,8 +31,12 @@ def _profile(tmp_path: Path, shim: Path, faults: str, name: str) -> Path:
     return slowed_profile("softhsm", shim, faults, tmp_path / f"{name}.toml")
 
 
-def bench(out: Path, profile: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def bench(out: Path, profile: Path, *args: str, timeout: float = 300,
+          path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`pkcs11-conformance bench` on one profile; `path`: a directory on PYTHONPATH (a --sut module)."""
     env = {**os.environ, "PKCS11_TOKEN_PIN": PIN}
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(path), env.get("PYTHONPATH"))))
     return subprocess.run([sys.executable, "-m", "conformance.cli", "bench", f"--vendor-file={profile}",
                            "-o", str(out), *args], capture_output=True, text=True, timeout=timeout, env=env)
 
@@ -124,3 +128,27 @@ def test_an_interrupt_keeps_the_rows_measured(tmp_path: Path, shim: Path) -> Non
     assert [r["mechanism"] for r in doc["rows"]] == ["random"]
     refused = gate(out, out)
     assert refused.returncode == 2 and "did not finish" in refused.stderr
+
+
+def test_your_provider_is_a_strategy_and_its_failures_are_its_own(tmp_path: Path, shim: Path) -> None:
+    """--sut adds strategy `sut`: the reference session passed as --sut is measured beside `shared`; a provider
+    whose acquire() raises gives its row `failed`, naming the provider (never the harness's `error`)."""
+    profile = _profile(tmp_path, shim, "", "plain")
+    (tmp_path / "bench_pools.py").write_text(
+        "class Exhausted:\n"
+        "    def __init__(self, open_session): self.open_session = open_session\n"
+        "    def acquire(self): raise RuntimeError('pool exhausted')\n"
+        "    def release(self): pass\n"
+        "    def __enter__(self): return self.acquire()\n"
+        "    def __exit__(self, *exc): self.release()\n")
+    good = bench(tmp_path / "good", profile, "--sut=conformance.refsession:reference_session", "--mechanism",
+                 "random", *QUICK)
+    bad = bench(tmp_path / "bad", profile, "--sut=bench_pools:Exhausted", "--strategy", "sut", "--mechanism",
+                "random", *QUICK, path=tmp_path)
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-3000:]
+    rows = {r["strategy"]: r for r in json.loads((tmp_path / "good" / "bench.json").read_text())["rows"]}
+    assert set(rows) == {"shared", "per_thread", "pool", "sut"} and rows["sut"]["outcome"] == "measured", rows
+    assert bad.returncode == 0, bad.stdout[-3000:] + bad.stderr[-3000:]
+    row, = json.loads((tmp_path / "bad" / "bench.json").read_text())["rows"]
+    assert row["outcome"] == "failed" and "session provider's acquire() raised RuntimeError: pool exhausted" in \
+        row["detail"], row

@@ -150,39 +150,45 @@ class VendorBench:
             self.progress.mechanism(self.profile.name, mechanism, first.call_us, trial_s, len(cells))
             for round_ in range(s.trials):
                 for cell in (c for c in cells if c.live):
-                    hang_s = max(s.hang_s, 100 * call_s * cell.threads)
-                    run = Run(cell.strategy, cell.threads, s.warmup_s, trial_s, hang_s, stride)
-                    if worker is None:
-                        worker = self._worker(mechanism)
-                        again = self._open(worker)
-                        if not isinstance(again, Ready) or again.skipped:
-                            cell.end("error", f"a fresh worker did not set up again: {_said(again)}")
-                            worker.kill()
-                            worker = None
-                            continue
-                    answer = worker.ask(run, s.warmup_s + trial_s + hang_s + ANSWER_MARGIN_S)
-                    if isinstance(answer, Measured):
-                        cell.trials.append(Trial(answer.ops, answer.seconds))
-                        cell.histograms.append(dict(answer.histogram))
-                        self.progress.trial(self.profile.name, mechanism, cell.strategy, cell.threads, round_ + 1,
-                                            s.trials, cell.trials[-1].ops_per_s)
-                        continue
-                    if isinstance(answer, Stopped):
-                        cell.end(answer.outcome, answer.detail)
-                        worker.wait(10.0)
-                    elif isinstance(answer, Ended):
-                        cell.end(answer.outcome, answer.detail)
-                    else:
-                        cell.end("error", f"the worker answered {answer!r}; a harness bug — please report it")
-                    worker.kill()
-                    worker = None  # a fresh one for the next cell: this one's state is unknown
-                    self.progress.ended(self.profile.name, mechanism, cell.detail)
+                    run = Run(cell.strategy, cell.threads, s.warmup_s, trial_s,
+                              max(s.hang_s, 100 * call_s * cell.threads), stride)
+                    worker = self._trial(mechanism, worker, cell, run, round_ + 1)
             rows = [c.row(self.profile.name, mechanism) for c in cells]
             self.progress.rows(rows)
             return rows
         finally:
             if worker is not None:
                 worker.close()
+
+    def _trial(self, mechanism: str, worker: WorkerProcess | None, cell: Cell, run: Run,
+               round_: int) -> WorkerProcess | None:
+        """One trial of `cell` on `worker` (a fresh one if None); the worker to go on with, None once it is gone
+        or its state is unknown (it failed, crashed or hung: the row ends there)."""
+        if worker is None:
+            worker = self._worker(mechanism)
+            again = self._open(worker)
+            if not isinstance(again, Ready) or again.skipped:
+                cell.end("error", f"a fresh worker did not set up again: {_said(again)}")
+                worker.kill()
+                return None
+        answer = worker.ask(run, run.warmup_s + run.trial_s + run.hang_s + ANSWER_MARGIN_S)
+        if isinstance(answer, Measured):
+            cell.trials.append(Trial(answer.ops, answer.seconds))
+            cell.histograms.append(dict(answer.histogram))
+            self.progress.trial(self.profile.name, mechanism, cell.strategy, cell.threads, round_,
+                                self.settings.trials, cell.trials[-1].ops_per_s)
+            return worker
+        if isinstance(answer, (Stopped, Ended)):
+            stacks = f" (the worker's stderr, stacks included: logs/{worker.log.name})" if answer.outcome in (
+                "hung", "crashed") else ""
+            cell.end(answer.outcome, answer.detail + stacks)
+        else:
+            cell.end("error", f"the worker answered {answer!r}; a harness bug — please report it")
+        if isinstance(answer, Stopped):
+            worker.wait(10.0)  # it exits by itself after saying so
+        worker.kill()
+        self.progress.ended(self.profile.name, mechanism, cell.detail)
+        return None
 
     def _library(self, ready: Ready) -> None:
         if not self.facts.library:

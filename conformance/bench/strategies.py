@@ -60,8 +60,27 @@ class Found:
         self._by_session.clear()
 
 
+class ProviderRaised(Exception):
+    """The session provider itself raised (not python-pkcs11 or the module under it): the provider's failure."""
+
+
+def _provider_call(what: str, method: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return method(*args)
+    except Exception as exc:  # noqa: BLE001 - whatever a provider raises is the provider's
+        import pkcs11.exceptions
+
+        if isinstance(exc, pkcs11.exceptions.PKCS11Error):
+            raise  # the module's or binding's answer, reached through the provider
+        text = " ".join(str(exc).split())[:200]
+        raise ProviderRaised(f"the session provider's {what} raised {type(exc).__name__}"
+                             + (f": {text}" if text else "")) from exc
+
+
 class ProviderStrategy:
-    """`shared` (the reference refcounted session) and `sut` (the user's provider): a new provider per trial."""
+    """`shared` (the reference refcounted session) and `sut` (the user's provider): a new provider per trial.
+    Each request is `with provider as session:`, spelt out so that what the provider itself raises is told apart
+    from what the call raises."""
 
     def __init__(self, name: str, factory: Callable[[Callable[[], Any]], Any], open_session: Callable[[], Any],
                  call: Call, found: Found) -> None:
@@ -69,21 +88,28 @@ class ProviderStrategy:
         self._provider: Any = None
 
     def begin(self, threads: int) -> list[Request]:
-        provider = self._provider = self._factory(self._open)
-        held = provider.acquire()  # the benchmark's own hold: the session stays open between requests
+        provider = self._provider = _provider_call("factory", self._factory, self._open)
+        held = _provider_call("acquire()", provider.acquire)  # the benchmark's hold: open between requests
         self._found(held)
         call, found = self._call, self._found
+        enter, leave = provider.__enter__, provider.__exit__
 
         def request() -> Any:
-            with provider as session:
-                return call(session, found(session))
+            session = _provider_call("__enter__", enter)
+            try:
+                result = call(session, found(session))
+            except BaseException as exc:
+                _provider_call("__exit__", leave, type(exc), exc, exc.__traceback__)
+                raise
+            _provider_call("__exit__", leave, None, None, None)
+            return result
 
         return [request] * threads
 
     def end(self) -> None:
         if self._provider is not None:
             provider, self._provider = self._provider, None
-            provider.release()
+            _provider_call("release()", provider.release)
             self._found.forget()
 
     def close(self) -> None:

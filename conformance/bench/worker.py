@@ -21,7 +21,7 @@ from typing import Any, Callable
 from ..live.programs import Answers, die_with_parent
 from . import stats
 from .protocol import Measured, OverheadAsked, OverheadMeasured, Ready, Run, Start, Stopped, decode, encode
-from .strategies import Found, PerThread, Pool, ProviderStrategy, Request, Strategy
+from .strategies import Found, PerThread, Pool, ProviderRaised, ProviderStrategy, Request, Strategy
 from .workloads import WORKLOADS, Made, Unsupported, Variant, WrongAnswer, choose, destroy, make
 
 HUNG_EXIT = 3
@@ -128,6 +128,8 @@ def _describe(exc: BaseException) -> Stopped:
     what = f"{type(exc).__name__}" + (f": {text}" if text else "")
     if isinstance(exc, (pkcs11.exceptions.PKCS11Error, WrongAnswer)):
         return Stopped("failed", what)
+    if isinstance(exc, ProviderRaised):
+        return Stopped("failed", str(exc))
     return Stopped("error", f"the benchmark's worker failed ({what}); a harness bug — please report it")
 
 
