@@ -53,10 +53,10 @@ def test_identical_runs_pass():
 
 
 def test_small_drop_within_spread_passes():
-    """A median 1.3% lower, with trials spread by 2.6% (3900 / 3800), is "same" (counted as slower within spread)."""
+    """A median 1.3% lower, with trials spread by 2.6% and 2.4%, is "same" (counted as slower within spread)."""
     change = only(row(3800, 3850, 3900), row(3760, 3800, 3850))
     assert (change.kind, change.regression) == ("same", False)
-    assert change.spread_factor == pytest.approx(3900 / 3800)
+    assert change.spread_factor == pytest.approx(3900 / 3800 * 3850 / 3760)
     assert change.slower_within_spread
     assert "1 slower within spread" in render_bench_gate(compare(doc(row(3800, 3850, 3900)),
                                                                  doc(row(3760, 3800, 3850))))
@@ -67,10 +67,10 @@ def test_drop_beyond_spread_is_regression_naming_the_row():
     the text output's first line names vendor, mechanism, strategy and thread count with the spread it exceeded."""
     report = compare(doc(row(3780, 3852, 3900)), doc(row(1980, 2010, 2040)))
     (change,) = report.regressions
-    assert change.kind == "slower" and change.spread_factor == pytest.approx(3900 / 3780)
+    assert change.kind == "slower" and change.spread_factor == pytest.approx(3900 / 3780 * 2040 / 1980)
     first = render_bench_gate(report).splitlines()[0]
     assert first == ("REGRESSION softhsm rsa2048_sign per_thread at 4 threads: 3852 -> 2010 ops/s (-47.8%), "
-                     "beyond the trials' spread (x1.03: a run's fastest trial over its slowest)")
+                     "beyond the trials' spread (x1.06: each run's fastest trial over its slowest, multiplied)")
 
 
 def test_drop_beyond_a_wide_spread_is_a_regression():
@@ -80,13 +80,17 @@ def test_drop_beyond_a_wide_spread_is_a_regression():
     assert (change.kind, change.regression) == ("slower", True)
 
 
-def test_median_drop_with_overlapping_trials_is_not_flagged():
-    """The median drops by more than either spread, but the candidate's best trial is above the baseline's worst:
-    the ranges overlap, so it is not a regression."""
-    change = only(row(100, 200, 200), row(95, 96, 195))
-    assert change.base_ops_per_s / change.cand_ops_per_s > change.spread_factor  # 2.08 > 2.05
-    assert (change.kind, change.regression) == ("same", False)
-    assert "overlap" in change.describe()
+def test_drop_beyond_each_runs_spread_but_within_both_is_not_flagged():
+    """Two runs of one unchanged setup half an hour apart (SoftHSM via p11-kit, RSA-2048 sign, shared session, 4 threads,
+    measured): 1301 then 985 ops/s, each run's trials within x1.26 and x1.13 — beyond either spread alone, within
+    both together (x1.42): not a regression, in either direction."""
+    first = row(1081, 1301, 1237, 1351, 1360)
+    second = row(1009, 927, 891, 985, 1005)
+    for base, cand in ((first, second), (second, first)):
+        change = only(base, cand)
+        assert change.kind == "same" and not change.regression, change.describe()
+        assert change.spread_factor == pytest.approx(1360 / 1081 * 1009 / 891)
+        assert "within the trials' spread" in change.describe()
 
 
 def test_one_trial_each_side_needs_ten_percent():

@@ -169,7 +169,8 @@ def _thread_scale(rows: Sequence[Row], f: Frame) -> tuple[Log, tuple[Tick, ...],
 
 
 def _unmeasured(row: Row, x: float, f: Frame, stack: dict[int, int]) -> Mark:
-    """An ✕ at the bottom of the plot at its thread count; several at one count stack upwards."""
+    """An ✕ at the bottom of the plot at its thread count; several at one count stack upwards (from the level
+    `stack` holds for that count: _place staggers neighbouring counts, whose labels face each other)."""
     level = stack.get(row.threads, 0)
     stack[row.threads] = level + 1
     return Mark(row, x, f.bottom - 12 - 16 * level, text_end=x > (f.left + f.right) / 2)
@@ -214,7 +215,9 @@ def throughput_chart(rows: Sequence[Row], strategies: Sequence[str], colours: di
 def _place(by: dict[str, list[Row]], strategies: Sequence[str], xs: Callable[[float], float], shift: float,
            f: Frame, mark: Callable[[Row, float], Mark | None]) -> dict[str, list[Mark]]:
     """Each strategy's marks, dodged apart at each thread count; a row `mark` gives no number for is an ✕."""
-    stack: dict[int, int] = {}
+    counts = sorted({r.threads for rows in by.values() for r in rows})
+    # Every other thread count's labels start higher, so two neighbours' labels never share a line.
+    stack: dict[int, int] = {t: (i % 2) * len(strategies) for i, t in enumerate(counts)}
     place: dict[str, list[Mark]] = {}
     for i, s in enumerate(strategies):
         place[s] = [mark(r, xs(r.threads) + dodge(i, len(strategies), shift)) or _unmeasured(r, xs(r.threads), f, stack)
