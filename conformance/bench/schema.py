@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib import resources
 from typing import Any
+
+from ..results.schema import packaged_schema, schema_errors
 
 SCHEMA_FILE = "bench.schema.json"
 
 
-@cache
-def _schema_text() -> str:
-    return resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-
-
 def load_schema() -> dict[str, Any]:
-    return json.loads(_schema_text())
+    return packaged_schema(__package__, SCHEMA_FILE)
 
 
 def validate_bench(doc: Any) -> list[str]:
     """Every way `doc` breaks the bench schema, one line each; [] if valid. Without jsonschema installed (it is
     the `test` extra) only the shape the readers rely on is looked at: the keys from_dict reads."""
     try:
-        import jsonschema
+        return schema_errors(load_schema(), doc)
     except ImportError:
         return _shape(doc)
-    from ..results.schema import _where
-
-    validator_cls = jsonschema.validators.validator_for(load_schema(), default=jsonschema.Draft202012Validator)
-    validator = validator_cls(load_schema(), format_checker=validator_cls.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [f"at {_where(e.absolute_path)}: {e.message}" for e in errors]
 
 
 def _shape(doc: Any) -> list[str]:

@@ -22,7 +22,7 @@ from ..live.programs import Answers, die_with_parent
 from . import stats
 from .protocol import Measured, OverheadAsked, OverheadMeasured, Ready, Run, Start, Stopped, decode, encode
 from .strategies import Found, PerThread, Pool, ProviderRaised, ProviderStrategy, Request, Strategy
-from .workloads import WORKLOADS, Made, Unsupported, Variant, WrongAnswer, choose, destroy, make
+from .workloads import WORKLOADS, Unsupported, Variant, WrongAnswer, choose, destroy, make
 
 HUNG_EXIT = 3
 NOOP_CALLS, NOOP_REPEATS = 200_000, 9  # the loop's own cost, measured on a call that does nothing: ~20 ms a loop
@@ -145,7 +145,7 @@ class Worker:
         self.token = find_token(lib, start.token_label, start.token_uri)
         self.facts = describe(lib, self.token)
         self.keeper = self.token.open(rw=True, user_pin=pin)  # the application's login, for every session below
-        self.made: Made | None = None
+        self.tag: str | None = None  # the label of what set-up made (None: nothing made)
         self.strategies: dict[str, Strategy] = {}
 
     def set_up(self) -> Ready:
@@ -154,14 +154,14 @@ class Worker:
         why = chosen if isinstance(chosen, str) else ""
         if not why:
             try:
-                self.made = make(self.workload, self.keeper, self.start.disposable)
+                self.tag = make(self.workload, self.keeper, self.start.disposable)
             except Unsupported as exc:
                 why = str(exc)
         if why:
             return Ready(os.getpid(), self.facts, skipped=why)
-        assert self.made is not None and isinstance(chosen, Variant)
+        assert self.tag is not None and isinstance(chosen, Variant)
         self.call = chosen.call
-        found = self.found = Found(self.workload, self.made.tag)
+        found = self.found = Found(self.workload, self.tag)
         opener: Callable[[], Any] = lambda: self.token.open(rw=True)  # noqa: E731 - logged in through the keeper
         self.per_thread = PerThread(opener, self.call, found)
         self.strategies = {"per_thread": self.per_thread, "pool": Pool(self.start.pool_size, opener, self.call, found)}
@@ -214,7 +214,8 @@ class Worker:
         variation (±10 % between repeats on a soft token's µs calls) cannot hide a 0.1 µs cost; `timed_us` is the
         bare call plus that. Both are the fastest of their repeats (as timeit takes the minimum: the other repeats
         measure the machine's noise)."""
-        session = self.per_thread.begin(1) and self.per_thread.sessions[0]
+        self.per_thread.begin(1)
+        session = self.per_thread.sessions[0]
         call, found = self.call, self.found(session)
         bare = [_threaded(lambda: _bare_loop(call, session, found, asked.calls), asked.hang_s + 10.0)
                 for _ in range(asked.repeats)]
@@ -231,8 +232,8 @@ class Worker:
     def close(self) -> None:
         for strategy in self.strategies.values():
             strategy.close()
-        if self.made is not None:
-            destroy(self.keeper, self.made)
+        if self.tag is not None:
+            destroy(self.keeper, self.tag)
         self.keeper.close()
 
 

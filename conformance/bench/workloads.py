@@ -36,14 +36,6 @@ class WrongAnswer(Exception):
 
 
 @dataclass(frozen=True)
-class Made:
-    """What set-up made: the labels to find again, and whether they are token objects (destroyed at the end)."""
-
-    tag: str
-    token_objects: bool
-
-
-@dataclass(frozen=True)
 class Variant:
     """One way to make the workload's call: the first whose mechanisms the token lists is the one timed."""
 
@@ -171,17 +163,17 @@ def _names(mechanisms: list[str]) -> str:
     return ", ".join("CKM_" + m for m in mechanisms)
 
 
-def make(workload: Workload, session: Any, disposable: bool) -> Made:
-    """Make what the workload's calls use: session objects; on a disposable token that refuses them (tpm2-pkcs11
+def make(workload: Workload, session: Any, disposable: bool) -> str:
+    """Make what the workload's calls use and return its label: session objects; on a disposable token that refuses them (tpm2-pkcs11
     makes key pairs only as token objects), token objects under this run's label. Unsupported otherwise.
     Token objects an earlier worker of this run made and could not destroy (it crashed) are used again: made
     twice, the next search for them would find two."""
     tag = label(f"bench-{workload.name}")
     if workload.make is not _nothing_made and list(session.get_objects({Attribute.LABEL: tag})):
-        return Made(tag, True)
+        return tag
     try:
         workload.make(session, tag, False)
-        return Made(tag, False)
+        return tag
     except PKCS11Error as exc:
         refused = type(exc).__name__
     if not disposable:
@@ -192,11 +184,11 @@ def make(workload: Workload, session: Any, disposable: bool) -> Made:
     except PKCS11Error as exc:
         raise Unsupported(f"the token makes them neither as session objects ({refused}) nor as token objects "
                           f"({type(exc).__name__})") from None
-    return Made(tag, True)
+    return tag
 
 
-def destroy(session: Any, made: Made) -> None:
+def destroy(session: Any, tag: str) -> None:
     """Everything set-up made, token objects and session objects alike: some modules keep session objects past
     their session (tpm2-pkcs11), and the token must be left as it was found."""
-    for obj in list(session.get_objects({Attribute.LABEL: made.tag})):
+    for obj in list(session.get_objects({Attribute.LABEL: tag})):
         obj.destroy()

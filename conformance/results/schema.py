@@ -11,13 +11,29 @@ SCHEMA_FILE = "results.schema.json"
 
 
 @cache
-def _schema_text() -> str:
-    return resources.files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+def _schema_text(package: str, name: str) -> str:
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+def packaged_schema(package: str, name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in `package` as plain data; a fresh copy each call, so callers may change it."""
+    return json.loads(_schema_text(package, name))
 
 
 def load_schema() -> dict[str, Any]:
     """The results schema (draft 2020-12) as plain data; a fresh copy each call, so callers may change it."""
-    return json.loads(_schema_text())
+    return packaged_schema(__package__, SCHEMA_FILE)
+
+
+def schema_errors(schema: dict[str, Any], doc: Any) -> list[str]:
+    """Every way `doc` breaks `schema`, one readable line each (`at run.finished: ...`); [] if valid. ImportError
+    without the jsonschema package (each caller says what that means for it)."""
+    import jsonschema
+
+    validator_cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    return [f"at {_where(e.absolute_path)}: {e.message}" for e in errors]
 
 
 def validate_results(doc: Any) -> list[str]:
@@ -26,14 +42,10 @@ def validate_results(doc: Any) -> list[str]:
     Needs the jsonschema package (the `test` extra): raises RuntimeError naming the install command if missing.
     """
     try:
-        import jsonschema
+        return schema_errors(load_schema(), doc)
     except ImportError:
         raise RuntimeError("validating results needs the jsonschema package; "
                            "install it with: pip install 'pkcs11-conformance[test]' (or pip install jsonschema)") from None
-    validator_cls = jsonschema.validators.validator_for(load_schema(), default=jsonschema.Draft202012Validator)
-    validator = validator_cls(load_schema(), format_checker=validator_cls.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    return [f"at {_where(e.absolute_path)}: {e.message}" for e in errors]
 
 
 def _where(path: Any) -> str:
